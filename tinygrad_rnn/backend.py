@@ -1,0 +1,129 @@
+"""Array backends: NumPy on the CPU, CuPy on an NVIDIA GPU.
+
+A *device* is a string: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Every tensor lives on one device and
+holds a ``numpy.ndarray`` (cpu) or a ``cupy.ndarray`` (cuda). This module is the only place that knows
+about CuPy; everything above it asks :func:`get_array_module` for the right module.
+
+The CuPy import is optional. If it fails, the reason is kept and reported when a CUDA device is asked
+for, so ``Tensor(..., device="cuda")`` on a machine without CuPy or without a GPU raises one clear
+:class:`DeviceError` that says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:  # optional dependency: pip install tinygrad_rnn[cuda]
+    import cupy as _cupy
+
+    _CUPY_IMPORT_ERROR: BaseException | None = None
+except Exception as exc:  # ImportError, or a CUDA driver error raised at import
+    _cupy = None
+    _CUPY_IMPORT_ERROR = exc
+
+__all__ = [
+    "DeviceError",
+    "normalize_device",
+    "get_array_module",
+    "device_of",
+    "to_device",
+    "to_numpy",
+    "cuda_is_available",
+    "cuda_unavailable_reason",
+]
+
+
+class DeviceError(RuntimeError):
+    """A device string is malformed, or the device it names cannot be used here."""
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why the ``cuda`` device cannot be used, or ``None`` when it can.
+
+    Returns:
+        A one-line reason (CuPy missing, CuPy import failed, no GPU visible), or ``None``.
+    """
+    if _cupy is None:
+        return (
+            f"CuPy could not be imported ({type(_CUPY_IMPORT_ERROR).__name__}: {_CUPY_IMPORT_ERROR}); "
+            "install it with `pip install tinygrad_rnn[cuda]` (cupy-cuda12x) on a machine with an NVIDIA GPU"
+        )
+    try:
+        n = _cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, no device
+        return f"CuPy is installed but CUDA is not usable ({type(exc).__name__}: {exc})"
+    if n == 0:
+        return "CuPy is installed but no CUDA GPU is visible"
+    return None
+
+
+def cuda_is_available() -> bool:
+    """True when CuPy imports and at least one CUDA GPU is visible."""
+    return cuda_unavailable_reason() is None
+
+
+def normalize_device(device: str | None) -> str:
+    """Return the canonical form of a device string.
+
+    ``None`` and ``"cpu"`` give ``"cpu"``; ``"cuda"`` gives ``"cuda:0"``; ``"cuda:N"`` is checked.
+
+    Raises:
+        DeviceError: for an unknown string, a bad index, or a CUDA device that cannot be used
+            (the message names CUDA/CuPy and the reason).
+    """
+    if device is None:
+        return "cpu"
+    if not isinstance(device, str):
+        raise DeviceError(f"device must be a string like 'cpu', 'cuda' or 'cuda:0', got {device!r}")
+    dev = device.strip().lower()
+    if dev == "cpu":
+        return "cpu"
+    if dev == "cuda" or dev.startswith("cuda:"):
+        index_text = dev[5:] if dev.startswith("cuda:") else "0"
+        if not index_text.isdigit():
+            raise DeviceError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N' with N an integer")
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            raise DeviceError(f"device {device!r} was requested but CUDA/CuPy is unavailable: {reason}")
+        index = int(index_text)
+        count = _cupy.cuda.runtime.getDeviceCount()
+        if index >= count:
+            raise DeviceError(f"device {device!r} does not exist: {count} CUDA GPU(s) visible")
+        return f"cuda:{index}"
+    raise DeviceError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def get_array_module(x: Any) -> Any:
+    """The array module (``numpy`` or ``cupy``) that owns ``x`` (an array, or a device string)."""
+    if isinstance(x, str):
+        return np if x == "cpu" else _cupy
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return _cupy
+    return np
+
+
+def device_of(array: Any) -> str:
+    """The device string of a backend array: ``"cpu"`` for NumPy, ``"cuda:N"`` for CuPy."""
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return f"cuda:{array.device.id}"
+    return "cpu"
+
+
+def to_device(array: Any, device: str) -> Any:
+    """Copy ``array`` to ``device`` (already normalized) if it is not there; no copy otherwise."""
+    if device == "cpu":
+        return to_numpy(array)
+    index = int(device.split(":")[1])
+    if isinstance(array, _cupy.ndarray) and array.device.id == index:
+        return array
+    with _cupy.cuda.Device(index):
+        return _cupy.asarray(array)
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """A NumPy array with the same values: copied from the GPU if needed, unchanged otherwise."""
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return _cupy.asnumpy(array)
+    return np.asarray(array)

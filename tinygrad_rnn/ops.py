@@ -1,0 +1,921 @@
+"""Primitive ops: each a :class:`~tinygrad_rnn.tensor.Function` with its forward and backward side by side.
+
+Notation in the docstrings: ``g`` is the gradient of the loss with respect to the op's output (same shape
+as the output); the backward returns ``∂L/∂input`` for each input. Gradients of broadcast inputs are
+summed back to the input's shape by the engine (:func:`tinygrad_rnn.tensor.sum_to`), so the formulas below
+are written for equal shapes.
+
+Every public function here takes Tensors (or, for binary ops, Python scalars and NumPy/CuPy arrays on
+either side) and returns Tensors. Binary ops promote dtypes by NumPy 2's rules (NEP 50): a Python scalar
+takes the tensor's dtype, float32 with float64 gives float64.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinygrad_rnn.backend import get_array_module, to_device
+from tinygrad_rnn.tensor import Function, OpError, Tensor
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _const(value: Any, like: Tensor) -> Tensor:
+    """Wrap a Python scalar or a NumPy/CuPy array as a constant tensor next to ``like``.
+
+    A Python scalar gets the dtype NumPy 2 would give it in an op with ``like`` (a float never upcasts
+    float32); an array keeps its dtype and must be on ``like``'s device.
+    """
+    if isinstance(value, Tensor):
+        return value
+    xp = get_array_module(like.data)
+    if isinstance(value, (bool, int, float)):
+        return Tensor._wrap(xp.asarray(value, dtype=np.result_type(like.data.dtype, value)))
+    if get_array_module(value) is not xp:
+        raise OpError(
+            f"cannot combine a {type(value).__module__}.{type(value).__name__} with a tensor on {like.device}; "
+            "move one of them with .to(device)"
+        )
+    return Tensor._wrap(xp.asarray(value))
+
+
+def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    if isinstance(a, Tensor):
+        return a, _const(b, a)
+    if isinstance(b, Tensor):
+        return _const(a, b), b
+    raise TypeError(f"expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+
+
+def _check_same_device(name: str, *tensors: Tensor) -> None:
+    first = type(tensors[0].data)
+    for t in tensors[1:]:
+        if type(t.data) is not first or (first is not np.ndarray and t.device != tensors[0].device):
+            devices = ", ".join(f"{tuple(x.shape)} on {x.device}" for x in tensors)
+            raise OpError(f"{name}: all inputs must be on one device, got {devices}; move them with .to(device)")
+
+
+def _normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise OpError(f"axis {a} is out of range for a tensor with {ndim} dimension(s)")
+        out.append(int(a) % builtins.max(ndim, 1))
+    return tuple(out)
+
+
+def _scatter_add(target: Any, index: Any, values: Any) -> None:
+    """``target[index] += values`` where repeated indices add up (``np.add.at`` / ``cupyx.scatter_add``)."""
+    xp = get_array_module(target)
+    if xp is np:
+        np.add.at(target, index, values)
+    else:  # pragma: no cover - needs a GPU
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+
+# --------------------------------------------------------------------------------------------------
+# Arithmetic
+# --------------------------------------------------------------------------------------------------
+
+
+class Add(Function):
+    """``a + b`` (broadcasting). Backward: ``∂a = g``, ``∂b = g``."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    """``a - b`` (broadcasting). Backward: ``∂a = g``, ``∂b = -g``."""
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        return g, -g
+
+
+class Mul(Function):
+    """``a * b`` (broadcasting). Backward: ``∂a = g·b``, ``∂b = g·a``."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        a_needs, b_needs = self.parents[0].requires_grad, self.parents[1].requires_grad
+        return (g * self.b if a_needs else None), (g * self.a if b_needs else None)
+
+
+class Div(Function):
+    """``a / b`` (broadcasting). Backward: ``∂a = g / b``, ``∂b = -g·a / b²``."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        a_needs, b_needs = self.parents[0].requires_grad, self.parents[1].requires_grad
+        ga = g / self.b if a_needs else None
+        gb = -g * self.a / (self.b * self.b) if b_needs else None
+        return ga, gb
+
+
+class Pow(Function):
+    """``a ** b`` with both operands tensors (broadcasting).
+
+    Backward: ``∂a = g·b·a^(b-1)``, ``∂b = g·a^b·log(a)``. Where ``a == 0`` and ``b >= 0`` the limit
+    ``∂b = 0`` is used (as in PyTorch); for ``a < 0`` the real logarithm is undefined and ``∂b`` is NaN.
+    """
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        a, b = self.a, self.b
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.parents[0].requires_grad:
+                ga = g * xp.where(b == 0, 0, b * a ** (b - 1))
+            if self.parents[1].requires_grad:
+                gb = g * xp.where((a == 0) & (b >= 0), 0, self.out * xp.log(a))
+        return ga, gb
+
+
+class PowScalar(Function):
+    """``a ** p`` for a Python number ``p``.
+
+    Backward: ``∂a = g·p·a^(p-1)``; for ``p == 0`` the gradient is 0 everywhere (also at ``a == 0``, where
+    the formula would give ``0·∞``).
+    """
+
+    def forward(self, a, exponent):
+        self.a, self.exponent = a, exponent
+        return a**exponent
+
+    def backward(self, g):
+        p = self.exponent
+        if p == 0:
+            return get_array_module(g).zeros_like(self.a)
+        if p == 1:
+            return g
+        if p == 2:
+            return g * (2 * self.a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * (p * self.a ** (p - 1))
+
+
+class Neg(Function):
+    """``-a``. Backward: ``∂a = -g``."""
+
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class MatMul(Function):
+    """``a @ b`` with NumPy's rules: 1-D operands are promoted, leading (batch) axes broadcast.
+
+    Shapes: ``(..., n, k) @ (..., k, m) -> (..., n, m)``. Backward: ``∂a = g @ bᵀ``, ``∂b = aᵀ @ g``
+    (ᵀ swaps the last two axes; summed over broadcast batch axes).
+
+    Raises:
+        OpError: when the inner dimensions differ (the message names both shapes).
+    """
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}")
+        k_a = a.shape[-1]
+        k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if k_a != k_b:
+            raise ValueError(
+                f"shapes {a.shape} and {b.shape} are not aligned: "
+                f"a's last dimension ({k_a}) must equal b's {'only' if b.ndim == 1 else 'second-to-last'} "
+                f"dimension ({k_b})"
+            )
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        a, b = self.a, self.b
+        if a.ndim == 1 and b.ndim == 1:
+            return g * b, g * a
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = xp.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = xp.expand_dims(g2, -1)
+        ga = gb = None
+        if self.parents[0].requires_grad:
+            ga = g2 @ xp.swapaxes(b2, -1, -2)
+            if a.ndim == 1:
+                ga = ga[..., 0, :]
+        if self.parents[1].requires_grad:
+            gb = xp.swapaxes(a2, -1, -2) @ g2
+            if b.ndim == 1:
+                gb = gb[..., 0]
+        return ga, gb
+
+
+def add(a: Any, b: Any) -> Tensor:
+    """``a + b`` (see :class:`Add`)."""
+    a, b = _pair(a, b)
+    return Add.apply(a, b)
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """``a - b`` (see :class:`Sub`)."""
+    a, b = _pair(a, b)
+    return Sub.apply(a, b)
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """``a * b`` (see :class:`Mul`)."""
+    a, b = _pair(a, b)
+    return Mul.apply(a, b)
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """``a / b`` (see :class:`Div`)."""
+    a, b = _pair(a, b)
+    return Div.apply(a, b)
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the operator's name
+    """``a ** b`` (see :class:`PowScalar` for a number exponent, :class:`Pow` otherwise)."""
+    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        return PowScalar.apply(a, exponent=b)
+    a, b = _pair(a, b)
+    return Pow.apply(a, b)
+
+
+def neg(a: Tensor) -> Tensor:
+    """``-a`` (see :class:`Neg`)."""
+    return Neg.apply(a)
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """``a @ b`` (see :class:`MatMul`)."""
+    a, b = _pair(a, b)
+    return MatMul.apply(a, b)
+
+
+def compare(a: Any, b: Any, op: str) -> Tensor:
+    """Elementwise comparison (``lt le gt ge eq ne``) as a boolean tensor; not differentiable."""
+    a, b = _pair(a, b)
+    _check_same_device(op, a, b)
+    fn = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal",
+          "ne": "not_equal"}[op]
+    return Tensor._wrap(getattr(get_array_module(a.data), fn)(a.data, b.data))
+
+
+# --------------------------------------------------------------------------------------------------
+# Elementwise functions
+# --------------------------------------------------------------------------------------------------
+
+
+class Exp(Function):
+    """``exp(a)``. Backward: ``∂a = g·exp(a)`` (the saved output)."""
+
+    def forward(self, a):
+        self.out = get_array_module(a).exp(a)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+class Log(Function):
+    """Natural logarithm ``log(a)``. Backward: ``∂a = g / a``."""
+
+    def forward(self, a):
+        self.a = a
+        return get_array_module(a).log(a)
+
+    def backward(self, g):
+        return g / self.a
+
+
+class Sqrt(Function):
+    """``sqrt(a)``. Backward: ``∂a = g / (2·sqrt(a))`` (the saved output)."""
+
+    def forward(self, a):
+        self.out = get_array_module(a).sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+class Tanh(Function):
+    """``tanh(a)``. Backward: ``∂a = g·(1 - tanh(a)²)`` (from the saved output)."""
+
+    def forward(self, a):
+        self.out = get_array_module(a).tanh(a)
+        return self.out
+
+    def backward(self, g):
+        out = self.out
+        return g * (1 - out * out)
+
+
+class Sigmoid(Function):
+    """Logistic ``σ(a) = 1 / (1 + exp(-a))``, computed without overflow.
+
+    With ``e = exp(-|a|) ∈ (0, 1]``: ``σ(a) = 1/(1+e)`` for ``a >= 0`` and ``e/(1+e)`` for ``a < 0``, so no
+    exponential overflows and the tails keep full relative precision (``σ(-100) = 3.72e-44`` in float64).
+    Backward: ``∂a = g·σ(a)·(1 - σ(a))`` (from the saved output).
+    """
+
+    def forward(self, a):
+        xp = get_array_module(a)
+        e = xp.exp(-xp.abs(a))
+        r = 1 / (1 + e)
+        self.out = xp.where(a >= 0, r, e * r)
+        return self.out
+
+    def backward(self, g):
+        out = self.out
+        return g * (out * (1 - out))
+
+
+class ReLU(Function):
+    """``max(a, 0)``. Backward: ``∂a = g`` where ``a > 0``, else 0."""
+
+    def forward(self, a):
+        self.mask = a > 0
+        return a * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+class Abs(Function):
+    """``|a|``. Backward: ``∂a = g·sign(a)`` (0 at ``a == 0``, as PyTorch)."""
+
+    def forward(self, a):
+        self.a = a
+        return get_array_module(a).abs(a)
+
+    def backward(self, g):
+        return g * get_array_module(g).sign(self.a)
+
+
+class Clip(Function):
+    """``min(max(a, low), high)`` (either bound may be None).
+
+    Backward: ``∂a = g`` where ``low <= a <= high`` (bounds included, as PyTorch's ``clamp``), else 0.
+    """
+
+    def forward(self, a, low, high):
+        xp = get_array_module(a)
+        mask = xp.ones(a.shape, dtype=bool)
+        if low is not None:
+            mask &= a >= low
+        if high is not None:
+            mask &= a <= high
+        self.mask = mask
+        return xp.clip(a, low, high).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return g * self.mask
+
+
+class Cast(Function):
+    """A copy with another dtype. Backward: ``∂a = g`` cast back to ``a``'s dtype."""
+
+    def forward(self, a, dtype):
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g  # the engine casts to the input's dtype
+
+
+class ToDevice(Function):
+    """A copy of ``a`` on another device. Backward: the gradient copied back to ``a``'s device."""
+
+    def forward(self, a, device):
+        from tinygrad_rnn.backend import device_of
+
+        self.source = device_of(a)
+        return to_device(a, device)
+
+    def backward(self, g):
+        return to_device(g, self.source)
+
+
+def exp(a: Tensor) -> Tensor:
+    """Elementwise ``e**a`` (see :class:`Exp`)."""
+    return Exp.apply(a)
+
+
+def log(a: Tensor) -> Tensor:
+    """Elementwise natural logarithm (see :class:`Log`)."""
+    return Log.apply(a)
+
+
+def sqrt(a: Tensor) -> Tensor:
+    """Elementwise square root (see :class:`Sqrt`)."""
+    return Sqrt.apply(a)
+
+
+def tanh(a: Tensor) -> Tensor:
+    """Elementwise hyperbolic tangent (see :class:`Tanh`)."""
+    return Tanh.apply(a)
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    """Elementwise logistic function, overflow-free (see :class:`Sigmoid`)."""
+    return Sigmoid.apply(a)
+
+
+def relu(a: Tensor) -> Tensor:
+    """Elementwise ``max(a, 0)`` (see :class:`ReLU`)."""
+    return ReLU.apply(a)
+
+
+def abs(a: Tensor) -> Tensor:  # noqa: A001
+    """Elementwise absolute value (see :class:`Abs`)."""
+    return Abs.apply(a)
+
+
+def clip(a: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Clamp ``a`` to ``[min, max]`` (Python numbers; either may be None). See :class:`Clip`."""
+    if min is None and max is None:
+        raise OpError("clip: at least one of min and max must be given")
+    return Clip.apply(a, low=min, high=max)
+
+
+def cast(a: Tensor, dtype: Any) -> Tensor:
+    """``a`` converted to ``dtype`` (see :class:`Cast`); ``a`` itself when it already has it."""
+    dtype = np.dtype(dtype)
+    if a.dtype == dtype:
+        return a
+    if a.requires_grad and dtype.kind not in "fc":
+        return Tensor._wrap(a.data.astype(dtype))  # integer results carry no gradient
+    return Cast.apply(a, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reductions
+# --------------------------------------------------------------------------------------------------
+
+
+def _expand_reduced(g: Any, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...]) -> Any:
+    """Broadcast a reduced gradient back to ``shape`` (a read-only view, no copy)."""
+    xp = get_array_module(g)
+    if not keepdims:
+        g = g.reshape([1 if i in axes else n for i, n in enumerate(shape)])
+    return xp.broadcast_to(g, shape)
+
+
+class Sum(Function):
+    """Sum over ``axis`` (None: all; int or tuple). Backward: ``∂a = g`` broadcast over the summed axes."""
+
+    def forward(self, a, axis, keepdims):
+        self.axes = _normalize_axes(axis, a.ndim)
+        self.keepdims, self.shape = keepdims, a.shape
+        return a.sum(axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        return _expand_reduced(g, self.axes, self.keepdims, self.shape)
+
+
+class Mean(Function):
+    """Mean over ``axis``. Backward: ``∂a = g / N`` broadcast, N the number of averaged elements."""
+
+    def forward(self, a, axis, keepdims):
+        self.axes = _normalize_axes(axis, a.ndim)
+        self.keepdims, self.shape = keepdims, a.shape
+        self.count = int(np.prod([a.shape[i] for i in self.axes])) if self.axes else 1
+        return a.mean(axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        return _expand_reduced(g / self.count, self.axes, self.keepdims, self.shape)
+
+
+class Max(Function):
+    """Maximum over ``axis`` (``mode='max'``) or minimum (``mode='min'``).
+
+    Backward: ``g`` goes to the elements equal to the extremum; **ties split it evenly** (each of k tied
+    elements receives ``g / k``), as PyTorch's ``amax``/``amin`` do. The result is a subgradient.
+    """
+
+    def forward(self, a, axis, keepdims, mode):
+        if a.size == 0:
+            raise ValueError(f"{mode} of an empty tensor of shape {a.shape}")
+        self.axes = _normalize_axes(axis, a.ndim)
+        self.keepdims, self.a = keepdims, a
+        reduce = a.max if mode == "max" else a.min
+        self.out = reduce(axis=self.axes, keepdims=True)
+        return self.out if keepdims else self.out.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+
+    @property
+    def name(self) -> str:
+        return "max/min"
+
+    def backward(self, g):
+        mask = self.a == self.out
+        count = mask.sum(axis=self.axes, keepdims=True)
+        g = _expand_reduced(g, self.axes, self.keepdims, self.a.shape)
+        return g * mask / count.astype(g.dtype)
+
+
+def sum(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (see :class:`Sum`)."""
+    return Sum.apply(a, axis=axis, keepdims=keepdims)
+
+
+def mean(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis`` (see :class:`Mean`)."""
+    return Mean.apply(a, axis=axis, keepdims=keepdims)
+
+
+def max(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over ``axis``; ties share the gradient evenly (see :class:`Max`)."""
+    return Max.apply(a, axis=axis, keepdims=keepdims, mode="max")
+
+
+def min(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Minimum over ``axis``; ties share the gradient evenly (see :class:`Max`)."""
+    return Max.apply(a, axis=axis, keepdims=keepdims, mode="min")
+
+
+def argmax(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Index of the maximum (first one on ties) as an int64 tensor; not differentiable."""
+    xp = get_array_module(a.data)
+    return Tensor._wrap(xp.argmax(a.data, axis=axis, keepdims=keepdims).astype(np.int64))
+
+
+def argmin(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Index of the minimum (first one on ties) as an int64 tensor; not differentiable."""
+    xp = get_array_module(a.data)
+    return Tensor._wrap(xp.argmin(a.data, axis=axis, keepdims=keepdims).astype(np.int64))
+
+
+# --------------------------------------------------------------------------------------------------
+# Shape ops
+# --------------------------------------------------------------------------------------------------
+
+
+class Reshape(Function):
+    """The same elements in a new shape (one entry may be -1). Backward: ``g`` reshaped to ``a``'s shape."""
+
+    def forward(self, a, shape):
+        self.shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.shape)
+
+
+class Permute(Function):
+    """Reorder the axes: ``out.shape[i] = a.shape[axes[i]]``. Backward: ``g`` permuted by the inverse order."""
+
+    def forward(self, a, axes):
+        if sorted(axes) != list(range(a.ndim)):
+            raise ValueError(f"axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
+        self.inverse = tuple(int(i) for i in np.argsort(axes))
+        return a.transpose(axes)
+
+    def backward(self, g):
+        return g.transpose(self.inverse)
+
+
+class Expand(Function):
+    """Broadcast ``a`` to ``shape`` (a view; -1 keeps a size). Backward: ``g`` summed back (by the engine)."""
+
+    def forward(self, a, shape):
+        lead = len(shape) - a.ndim
+        shape = tuple(a.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+        return get_array_module(a).broadcast_to(a, shape)
+
+    def backward(self, g):
+        return g
+
+
+class GetItem(Function):
+    """``a[index]`` with NumPy's basic (ints, slices, None, Ellipsis) and advanced (integer/bool arrays) indexing.
+
+    Backward: a zero array of ``a``'s shape with ``g`` written at ``index``; with advanced indexing repeated
+    indices **add up** (scatter-add), so ``a[[0, 0]]`` sends ``2·g`` to ``a[0]``.
+
+    Raises:
+        OpError: an index out of range (naming the axis and its size).
+    """
+
+    def forward(self, a, index):
+        self.shape, self.index = a.shape, index
+        self.advanced = _is_advanced(index)
+        return a[index]
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        grad = xp.zeros(self.shape, dtype=g.dtype)
+        if self.advanced:
+            _scatter_add(grad, self.index, g)
+        else:
+            grad[self.index] = g
+        return grad
+
+
+def _is_advanced(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return any(not isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis))) for i in items)
+
+
+class Concat(Function):
+    """Join tensors along an existing ``axis``. Backward: ``g`` split back into the pieces' sizes."""
+
+    def forward(self, *arrays, axis):
+        self.axis = axis % arrays[0].ndim
+        self.bounds = np.cumsum([x.shape[self.axis] for x in arrays])[:-1]
+        return get_array_module(arrays[0]).concatenate(arrays, axis=self.axis)
+
+    def backward(self, g):
+        return tuple(get_array_module(g).split(g, self.bounds, axis=self.axis))
+
+
+class Stack(Function):
+    """Join equal-shape tensors along a new ``axis``. Backward: slice ``i`` of ``g`` to input ``i``."""
+
+    def forward(self, *arrays, axis):
+        self.axis = axis % (arrays[0].ndim + 1)
+        return get_array_module(arrays[0]).stack(arrays, axis=self.axis)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return tuple(xp.take(g, i, axis=self.axis) for i in range(g.shape[self.axis]))
+
+
+class Split(Function):
+    """Cut ``a`` along ``axis`` at ``bounds`` into several outputs (one node, views of ``a``).
+
+    Backward: the outputs' gradients concatenated (zeros for an output that received none).
+    """
+
+    def forward(self, a, bounds, axis):
+        self.axis, self.shape, self.dtype = axis, a.shape, a.dtype
+        self.sizes = np.diff([0, *bounds, a.shape[axis]])
+        return tuple(get_array_module(a).split(a, bounds, axis=axis))
+
+    def backward(self, *grads):
+        xp = get_array_module(next(g for g in grads if g is not None))
+        full = []
+        for g, size in zip(grads, self.sizes):
+            if g is None:
+                shape = list(self.shape)
+                shape[self.axis] = int(size)
+                g = xp.zeros(shape, dtype=self.dtype)
+            full.append(g)
+        return xp.concatenate(full, axis=self.axis)
+
+
+class Unbind(Function):
+    """All slices ``a[i]`` along ``axis`` (the axis removed) as outputs of one node.
+
+    Backward: the slices' gradients stacked (zeros for a slice that received none). A recurrent layer uses it
+    to take the time steps of a precomputed input projection without an O(T²) chain of getitems.
+    """
+
+    def forward(self, a, axis):
+        self.axis, self.shape, self.dtype = axis, a.shape, a.dtype
+        xp = get_array_module(a)
+        return tuple(xp.take(a, i, axis=axis) if axis else a[i] for i in range(a.shape[axis]))
+
+    def backward(self, *grads):
+        some = next(g for g in grads if g is not None)
+        xp = get_array_module(some)
+        zero = None
+        full = []
+        for g in grads:
+            if g is None:
+                if zero is None:
+                    zero = xp.zeros_like(some)
+                g = zero
+            full.append(g)
+        return xp.stack(full, axis=self.axis)
+
+
+class Where(Function):
+    """``where(condition, a, b)``: ``a`` where the boolean condition holds, ``b`` elsewhere (broadcasting).
+
+    Backward: ``∂a = g`` where the condition holds (0 elsewhere), ``∂b = g`` where it does not. Both
+    branches are evaluated in the forward pass, so a branch that is ±inf or NaN where it is *not* taken still
+    poisons its own inputs' gradients through its own ops (``0·inf = NaN``); write the safe pattern
+    ``log(where(x > 0, x, 1))`` instead of ``where(x > 0, log(x), 0)``.
+    """
+
+    def forward(self, a, b, condition):
+        self.condition = condition
+        return get_array_module(a).where(condition, a, b)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        zero = xp.zeros((), dtype=g.dtype)
+        ga = xp.where(self.condition, g, zero) if self.parents[0].requires_grad else None
+        gb = xp.where(self.condition, zero, g) if self.parents[1].requires_grad else None
+        return ga, gb
+
+
+class Embedding(Function):
+    """Gather rows: ``out[...] = weight[indices[...]]``; ``weight`` (V, D), int ``indices`` (...) -> (..., D).
+
+    Backward: ``∂weight[v] = Σ_{positions p with indices[p] = v} g[p]`` (scatter-add; repeated ids add up).
+
+    Raises:
+        OpError: an index outside ``[0, V)``.
+    """
+
+    def forward(self, weight, indices):
+        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= weight.shape[0]):
+            raise IndexError(
+                f"indices must lie in [0, {weight.shape[0]}) for a weight of shape {weight.shape}, "
+                f"got values in [{int(indices.min())}, {int(indices.max())}]"
+            )
+        self.indices, self.shape = indices, weight.shape
+        return weight[indices]
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        grad = xp.zeros(self.shape, dtype=g.dtype)
+        _scatter_add(grad, self.indices.reshape(-1), g.reshape(-1, self.shape[1]))
+        return grad
+
+
+class LogSoftmax(Function):
+    """``log_softmax(a)_i = a_i - log Σ_j exp(a_j)`` along ``axis``, computed stably (max subtracted first).
+
+    Backward: ``∂a = g - softmax(a)·Σ_j g_j`` with ``softmax = exp(out)`` (from the saved output).
+    """
+
+    def forward(self, a, axis):
+        xp = get_array_module(a)
+        self.axis = axis
+        shifted = a - a.max(axis=axis, keepdims=True)
+        self.out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        return self.out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return g - xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+
+
+def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
+    """``a`` with a new shape of the same size (see :class:`Reshape`)."""
+    shape = tuple(int(s) for s in shape)
+    if shape == a.shape:
+        return a
+    return Reshape.apply(a, shape=shape)
+
+
+def permute(a: Tensor, axes: Sequence[int]) -> Tensor:
+    """Reorder axes (see :class:`Permute`)."""
+    axes = tuple(int(x) % builtins.max(a.ndim, 1) for x in axes)
+    return Permute.apply(a, axes=axes)
+
+
+def transpose(a: Tensor, axis0: int = -2, axis1: int = -1) -> Tensor:
+    """Swap two axes (see :class:`Permute`)."""
+    if a.ndim < 2:
+        return a
+    axes = list(range(a.ndim))
+    i, j = _normalize_axes((axis0, axis1), a.ndim)
+    axes[i], axes[j] = axes[j], axes[i]
+    return Permute.apply(a, axes=tuple(axes))
+
+
+def expand(a: Tensor, shape: Sequence[int]) -> Tensor:
+    """Broadcast ``a`` to ``shape`` (see :class:`Expand`)."""
+    return Expand.apply(a, shape=tuple(int(s) for s in shape))
+
+
+def squeeze(a: Tensor, axis: Any = None) -> Tensor:
+    """Remove axes of size 1 (all of them, or those in ``axis``)."""
+    if axis is None:
+        return reshape(a, [n for n in a.shape if n != 1])
+    axes = _normalize_axes(axis, a.ndim)
+    for i in axes:
+        if a.shape[i] != 1:
+            raise OpError(f"squeeze: axis {i} of shape {a.shape} has size {a.shape[i]}, not 1")
+    return reshape(a, [n for i, n in enumerate(a.shape) if i not in axes])
+
+
+def unsqueeze(a: Tensor, axis: int) -> Tensor:
+    """Insert an axis of size 1 at position ``axis`` (negative counts from the end of the result)."""
+    axis = _normalize_axes(axis, a.ndim + 1)[0]
+    shape = list(a.shape)
+    shape.insert(axis, 1)
+    return reshape(a, shape)
+
+
+def getitem(a: Tensor, index: Any) -> Tensor:
+    """``a[index]`` (see :class:`GetItem`); Tensor indices are used by value."""
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    elif isinstance(index, list):
+        index = get_array_module(a.data).asarray(index)
+    return GetItem.apply(a, index=index)
+
+
+def _gather_tensors(name: str, tensors: Sequence[Tensor]) -> list[Tensor]:
+    tensors = list(tensors)
+    if not tensors:
+        raise OpError(f"{name}: needs at least one tensor")
+    _check_same_device(name, *tensors)
+    return tensors
+
+
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join along an existing axis (see :class:`Concat`)."""
+    return Concat.apply(*_gather_tensors("concat", tensors), axis=axis)
+
+
+cat = concat
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join equal-shape tensors along a new axis (see :class:`Stack`)."""
+    return Stack.apply(*_gather_tensors("stack", tensors), axis=axis)
+
+
+def split(a: Tensor, split_size_or_sections: Any, axis: int = 0) -> tuple[Tensor, ...]:
+    """PyTorch's ``split``: pieces of ``split_size`` (the last may be smaller), or of the listed sizes.
+
+    Raises:
+        OpError: listed sizes that do not add up to the axis length.
+    """
+    axis = _normalize_axes(axis, a.ndim)[0]
+    n = a.shape[axis]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        size = int(split_size_or_sections)
+        if size <= 0:
+            raise OpError(f"split: split_size must be positive, got {size}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if builtins.sum(sizes) != n:
+            raise OpError(f"split: sizes {sizes} sum to {builtins.sum(sizes)}, but axis {axis} of {a.shape} has {n}")
+    bounds = list(np.cumsum(sizes)[:-1])
+    return Split.apply(a, bounds=bounds, axis=axis)
+
+
+def chunk(a: Tensor, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
+    """PyTorch's ``chunk``: ``chunks`` pieces of size ``ceil(n / chunks)`` (the last may be smaller)."""
+    if chunks <= 0:
+        raise OpError(f"chunk: chunks must be positive, got {chunks}")
+    n = a.shape[_normalize_axes(axis, a.ndim)[0]]
+    return split(a, builtins.max(1, -(-n // chunks)), axis)
+
+
+def unbind(a: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
+    """The slices along ``axis``, that axis removed (see :class:`Unbind`)."""
+    return Unbind.apply(a, axis=_normalize_axes(axis, a.ndim)[0])
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``condition`` else ``b`` (see :class:`Where`); ``a``/``b`` may be numbers."""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    a, b = _pair(a, b)
+    _check_same_device("where", a, b)
+    if condition.dtype != bool:
+        condition = condition.astype(bool)
+    return Where.apply(a, b, condition=condition)
+
+
+def embedding(indices: Any, weight: Tensor) -> Tensor:
+    """Rows of ``weight`` (V, D) picked by integer ``indices`` (any shape) -> (..., D). See :class:`Embedding`."""
+    data = indices.data if isinstance(indices, Tensor) else get_array_module(weight.data).asarray(indices)
+    if data.dtype.kind not in "iu":
+        raise OpError(f"embedding: indices must be integers, got dtype {data.dtype}")
+    return Embedding.apply(weight, indices=data)
+
+
+def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
+    """Stable log-softmax along ``axis`` (see :class:`LogSoftmax`)."""
+    return LogSoftmax.apply(a, axis=axis)

@@ -1,0 +1,58 @@
+"""Saving and loading state dicts as ``.npz`` files, written atomically.
+
+A checkpoint is a NumPy ``.npz`` archive with one array per state-dict key (PyTorch's key names). It is
+written to a temporary file in the target's folder, flushed to disk, then renamed over the target in one
+step (``os.replace``), so a crash mid-write never leaves a truncated checkpoint at ``path``: either the
+old file or the complete new one is there.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from typing import Any, Mapping
+
+import numpy as np
+
+from tinygrad_rnn.backend import to_numpy
+
+__all__ = ["save", "load"]
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    data = getattr(value, "data", value)
+    if hasattr(data, "detach"):  # a torch tensor
+        data = data.detach().cpu().numpy()
+    return to_numpy(data)
+
+
+def save(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``state`` (name -> Tensor or array) to ``path`` as ``.npz``, atomically.
+
+    Extra entries that are not arrays (e.g. a step counter, a vocabulary as a string) are stored as 0-d
+    arrays. The file is complete at ``path`` or not there at all.
+
+    Raises:
+        OSError: the folder is missing or not writable (the temporary file is removed).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    arrays = {name: _as_numpy(value) for name, value in state.items()}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load(path: str | os.PathLike[str]) -> "OrderedDict[str, np.ndarray]":
+    """Read a ``.npz`` checkpoint into an ordered dict of NumPy arrays (in the order it was saved)."""
+    with np.load(os.fspath(path), allow_pickle=False) as archive:
+        return OrderedDict((name, archive[name]) for name in archive.files)

@@ -1,0 +1,867 @@
+"""The Tensor and its tape.
+
+A :class:`Tensor` wraps one backend array (``numpy.ndarray`` on the CPU, ``cupy.ndarray`` on a GPU). Every
+primitive op is a subclass of :class:`Function` (see :mod:`tinygrad_rnn.ops`): its ``forward`` works on raw
+arrays and its ``backward`` turns the gradient of its output(s) into one gradient per input. When an op runs
+with gradients enabled and some input requires a gradient, the op's Function object is kept as the output's
+``_ctx``: following ``_ctx.parents`` from a tensor walks the tape backwards.
+
+``Tensor.backward`` then
+
+1. orders the reachable Functions topologically with an explicit stack (no recursion, so a 10,000-step
+   sequence is fine),
+2. calls each ``backward`` once, from the output towards the leaves,
+3. sums each gradient back to its input's shape (:func:`sum_to`, the one place broadcasting is undone) and
+   casts it to the input's dtype,
+4. accumulates: a tensor used twice receives the sum of both gradients (never an alias of either),
+5. releases each Function's saved arrays unless ``retain_graph=True``.
+
+Tensor methods such as ``__add__`` delegate to :mod:`tinygrad_rnn.ops`, which is imported at the bottom of
+this file: ``ops`` builds on ``Function`` and ``Tensor``, and ``Tensor`` calls into ``ops`` only at run time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import traceback
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from tinygrad_rnn.backend import (
+    DeviceError,
+    device_of,
+    get_array_module,
+    normalize_device,
+    to_device,
+    to_numpy,
+)
+
+__all__ = [
+    "Tensor",
+    "Function",
+    "OpError",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "detect_anomaly",
+    "sum_to",
+    "tensor",
+    "zeros",
+    "ones",
+    "full",
+    "randn",
+    "rand",
+    "arange",
+    "zeros_like",
+    "ones_like",
+    "manual_seed",
+    "default_rng",
+]
+
+DEFAULT_FLOAT = np.float32
+
+
+class OpError(ValueError):
+    """An op was given inputs it cannot work with (shapes, dtypes, devices, indices)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Modes (thread-local, switched by context managers)
+# --------------------------------------------------------------------------------------------------
+
+
+class _Mode(threading.local):
+    grad_enabled = True
+    anomaly = False
+
+
+_mode = _Mode()
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record on the tape (the default); False inside :func:`no_grad`."""
+    return _mode.grad_enabled
+
+
+@contextlib.contextmanager
+def _set_grad_enabled(enabled: bool) -> Iterator[None]:
+    previous = _mode.grad_enabled
+    _mode.grad_enabled = enabled
+    try:
+        yield
+    finally:
+        _mode.grad_enabled = previous
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
+    """Context manager in which no op is recorded (inference, optimizer updates)."""
+    return _set_grad_enabled(False)
+
+
+def enable_grad() -> contextlib.AbstractContextManager[None]:
+    """Context manager that turns recording back on inside :func:`no_grad`."""
+    return _set_grad_enabled(True)
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Context manager that makes the first op producing NaN or Inf raise.
+
+    Inside it, every op checks its forward output, and ``backward`` checks every gradient an op returns.
+    The error names the op and the line of user code that created it. It costs a finiteness check per op
+    and a stack capture per recorded op: use it to debug, not to train.
+
+    Raises:
+        FloatingPointError: naming the op, forward or backward, and where the op was created.
+    """
+    previous = _mode.anomaly
+    _mode.anomaly = True
+    try:
+        yield
+    finally:
+        _mode.anomaly = previous
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _creation_site(stack: list[traceback.FrameSummary] | None) -> str:
+    """The innermost frame of ``stack`` outside this package: where user code created the op."""
+    if not stack:
+        return "unknown location"
+    user = [f for f in stack if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)]
+    frame = user[-1] if user else stack[-1]
+    return f"{frame.filename}:{frame.lineno} in {frame.name}: {frame.line}"
+
+
+def _all_finite(array: Any) -> bool:
+    xp = get_array_module(array)
+    return array.dtype.kind != "f" or bool(xp.isfinite(array).all())
+
+
+# --------------------------------------------------------------------------------------------------
+# Function: one node of the tape
+# --------------------------------------------------------------------------------------------------
+
+
+class Function:
+    """Base class of every primitive op.
+
+    A subclass implements
+
+    * ``forward(self, *arrays, **options)``: raw backend arrays in, one array (or a tuple of arrays for a
+      multi-output op) out; it may save what backward needs as attributes of ``self``;
+    * ``backward(self, *grad_outputs)``: the gradient of the loss with respect to each output in (``None``
+      for an output of a multi-output op that received none), one gradient per input out (``None`` where
+      an input needs none). A returned gradient may have a broadcast shape: the engine sums it back.
+
+    ``apply`` runs ``forward`` and, when recording, keeps the Function as the output's ``_ctx``.
+    """
+
+    parents: tuple["Tensor", ...] | None
+    n_outputs: int = 1
+    creation_stack: list[traceback.FrameSummary] | None = None
+
+    def forward(self, *arrays: Any, **options: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, *grad_outputs: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__.lower()
+
+    @classmethod
+    def apply(cls, *inputs: "Tensor", **options: Any) -> Any:
+        """Run the op on tensors; record it on the tape when needed.
+
+        Returns:
+            A Tensor, or a tuple of Tensors for a multi-output op.
+
+        Raises:
+            OpError: the backend rejected the inputs (shape, dtype or index); the message names the op
+                and every input's shape, dtype and device.
+        """
+        fn = cls()
+        try:
+            out = fn.forward(*[t.data for t in inputs], **options)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise _op_error(fn.name, inputs, exc) from exc
+        record = _mode.grad_enabled
+        if record:
+            record = False
+            for t in inputs:
+                if t.requires_grad:
+                    record = True
+                    break
+        if _mode.anomaly:
+            outs = out if isinstance(out, tuple) else (out,)
+            if not all(_all_finite(o) for o in outs):
+                raise FloatingPointError(f"anomaly: the forward of '{fn.name}' produced NaN or Inf "
+                                         f"(created at {_creation_site(traceback.extract_stack())})")
+            if record:
+                fn.creation_stack = traceback.extract_stack()[:-1]
+        if not record:
+            if isinstance(out, tuple):
+                return tuple(Tensor._wrap(o) for o in out)
+            return Tensor._wrap(out)
+        fn.parents = inputs
+        if isinstance(out, tuple):
+            fn.n_outputs = len(out)
+            return tuple(Tensor._wrap(o, fn, i) for i, o in enumerate(out))
+        return Tensor._wrap(out, fn)
+
+    def release(self) -> None:
+        """Drop the inputs and saved arrays (after backward); a later backward through it raises."""
+        n_outputs = self.n_outputs
+        self.__dict__.clear()
+        self.parents = None
+        self.n_outputs = n_outputs
+
+
+def _describe(t: Any) -> str:
+    if isinstance(t, Tensor):
+        return f"shape {tuple(t.shape)} {t.dtype} on {t.device}"
+    return repr(t)
+
+
+def _op_error(name: str, inputs: Sequence["Tensor"], exc: BaseException) -> OpError:
+    devices = {t.device for t in inputs}
+    detail = "; ".join(f"input {i}: {_describe(t)}" for i, t in enumerate(inputs))
+    if len(devices) > 1:
+        return OpError(f"{name}: inputs are on different devices ({detail}); move them with .to(device)")
+    return OpError(f"{name}: {exc} ({detail})")
+
+
+# --------------------------------------------------------------------------------------------------
+# Broadcasting, undone in one place
+# --------------------------------------------------------------------------------------------------
+
+
+def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, so it takes ``shape``.
+
+    This is the adjoint of broadcasting ``shape`` to ``grad.shape``: leading axes are summed away and axes
+    where ``shape`` has size 1 are summed with ``keepdims``.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, size in enumerate(shape) if size == 1 and grad.shape[lead + i] != 1
+    )
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tensor
+# --------------------------------------------------------------------------------------------------
+
+
+def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
+    """Turn user data into a backend array, applying the default-dtype rules of DESIGN §3."""
+    xp_src = get_array_module(data)
+    is_array = isinstance(data, (np.ndarray, np.generic)) or xp_src is not np
+    if hasattr(data, "__array__") and not is_array and hasattr(data, "numpy"):  # e.g. a CPU torch tensor
+        data = np.asarray(data)
+        is_array = True
+    if is_array:
+        array = data
+        if dtype is not None:
+            array = get_array_module(array).asarray(array, dtype=dtype)
+    else:
+        array = np.asarray(data, dtype=dtype)
+        if dtype is None:
+            if array.dtype.kind == "f":
+                array = array.astype(DEFAULT_FLOAT)
+            elif array.dtype.kind in "iu":
+                array = array.astype(np.int64)
+    if device is not None:
+        array = to_device(array, device)
+    elif not is_array:
+        pass
+    return get_array_module(array).asarray(array)
+
+
+class Tensor:
+    """An n-dimensional array on a device, recording the ops applied to it.
+
+    Args:
+        data: a Python scalar or (nested) list, a NumPy or CuPy array, or another Tensor (its data is shared).
+            Python floats become float32 (the default dtype), Python ints int64, bools bool; arrays keep
+            their dtype.
+        requires_grad: if True, ``backward`` fills ``.grad`` for this tensor. Only floating-point tensors
+            can require a gradient.
+        dtype: a NumPy dtype to cast to (optional).
+        device: ``"cpu"`` (default for non-arrays), ``"cuda"`` or ``"cuda:N"``; an array stays on its device
+            unless one is given.
+
+    Attributes:
+        data: the backend array.
+        grad: a Tensor with the accumulated gradient, or None.
+        requires_grad: whether gradients flow to this tensor.
+
+    Raises:
+        DeviceError: unknown device, or CUDA requested without CuPy or a GPU.
+        TypeError: ``requires_grad=True`` on a non-floating dtype.
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_index", "_retain", "__weakref__")
+    __array_ufunc__ = None  # make `numpy_array * tensor` call Tensor.__rmul__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = _to_array(data, dtype, None if device is None else normalize_device(device))
+        self.grad: Tensor | None = None
+        self._ctx: Function | None = None
+        self._index = 0
+        self._retain = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, data: Any, ctx: Function | None = None, index: int = 0) -> "Tensor":
+        """Fast constructor for op outputs: no conversion, no checks."""
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t._ctx = ctx
+        t._index = index
+        t._retain = False
+        t.requires_grad = ctx is not None
+        return t
+
+    # ---------------------------------------------------------------- attributes
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        body = np.array2string(to_numpy(self.data), separator=", ", prefix="Tensor(")
+        extra = ""
+        if self.dtype != DEFAULT_FLOAT:
+            extra += f", dtype={self.dtype}"
+        if self.device != "cpu":
+            extra += f", device='{self.device}'"
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"Tensor({body}{extra})"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.item())
+
+    # ---------------------------------------------------------------- gradients
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Set ``requires_grad`` in place (leaf tensors only); returns self.
+
+        Raises:
+            TypeError: for a non-floating dtype.
+        """
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach() instead")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> "Tensor":
+        """Keep ``.grad`` for this non-leaf tensor during ``backward`` (leaves always keep it)."""
+        if self.requires_grad and self._ctx is not None:
+            self._retain = True
+        return self
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (``.grad = None``)."""
+        self.grad = None
+
+    def detach(self) -> "Tensor":
+        """A tensor that shares the data but has no history (cuts the tape: truncated BPTT)."""
+        return Tensor._wrap(self.data)
+
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Backpropagate from this tensor, accumulating into the ``.grad`` of every leaf that requires it.
+
+        Args:
+            grad: the gradient of some scalar with respect to this tensor (same shape); may be omitted for a
+                tensor with one element (then it is 1).
+            retain_graph: keep the saved arrays so ``backward`` can run through the graph again.
+
+        Raises:
+            RuntimeError: the tensor does not require grad; it is not scalar and ``grad`` is missing;
+                or the graph was already released by an earlier ``backward``.
+            FloatingPointError: in :func:`detect_anomaly` mode, when a gradient is NaN or Inf.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad and has no grad_fn")
+        xp = get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a non-scalar tensor of shape {self.shape} needs `grad` of that shape "
+                    "(the gradient of the final scalar with respect to this tensor)"
+                )
+            grad_array = xp.ones(self.shape, dtype=self.dtype)
+        else:
+            grad_array = grad.data if isinstance(grad, Tensor) else grad
+            grad_array = xp.array(grad_array, dtype=self.dtype, copy=True)
+            if grad_array.shape != self.shape:
+                raise RuntimeError(f"backward(): grad has shape {grad_array.shape}, expected {self.shape}")
+        _run_backward(self, grad_array, retain_graph)
+
+    # ---------------------------------------------------------------- conversion
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array (copied from the GPU if needed; shares memory on the CPU)."""
+        return to_numpy(self.data)
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def to(self, device: str) -> "Tensor":
+        """This tensor on ``device`` (self when already there). The copy is differentiable."""
+        device = normalize_device(device)
+        if device == self.device:
+            return self
+        return _ops.ToDevice.apply(self, device=device)
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> "Tensor":
+        return self.to(f"cuda:{index}")
+
+    def astype(self, dtype: Any) -> "Tensor":
+        """A copy cast to ``dtype`` (differentiable between floating dtypes)."""
+        return _ops.cast(self, dtype)
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    # ---------------------------------------------------------------- arithmetic
+    def __add__(self, other: Any) -> "Tensor":
+        return _ops.add(self, other)
+
+    def __radd__(self, other: Any) -> "Tensor":
+        return _ops.add(other, self)
+
+    def __sub__(self, other: Any) -> "Tensor":
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> "Tensor":
+        return _ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> "Tensor":
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> "Tensor":
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> "Tensor":
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> "Tensor":
+        return _ops.div(other, self)
+
+    def __pow__(self, other: Any) -> "Tensor":
+        return _ops.pow(self, other)
+
+    def __rpow__(self, other: Any) -> "Tensor":
+        return _ops.pow(other, self)
+
+    def __matmul__(self, other: Any) -> "Tensor":
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> "Tensor":
+        return _ops.matmul(other, self)
+
+    def __neg__(self) -> "Tensor":
+        return _ops.neg(self)
+
+    def __pos__(self) -> "Tensor":
+        return self
+
+    def __abs__(self) -> "Tensor":
+        return _ops.abs(self)
+
+    # comparisons give boolean tensors without history
+    def __lt__(self, other: Any) -> "Tensor":
+        return _ops.compare(self, other, "lt")
+
+    def __le__(self, other: Any) -> "Tensor":
+        return _ops.compare(self, other, "le")
+
+    def __gt__(self, other: Any) -> "Tensor":
+        return _ops.compare(self, other, "gt")
+
+    def __ge__(self, other: Any) -> "Tensor":
+        return _ops.compare(self, other, "ge")
+
+    def eq(self, other: Any) -> "Tensor":
+        """Elementwise ``==`` as a boolean tensor (``==`` itself keeps Python identity semantics)."""
+        return _ops.compare(self, other, "eq")
+
+    def ne(self, other: Any) -> "Tensor":
+        return _ops.compare(self, other, "ne")
+
+    # ---------------------------------------------------------------- elementwise
+    def exp(self) -> "Tensor":
+        return _ops.exp(self)
+
+    def log(self) -> "Tensor":
+        return _ops.log(self)
+
+    def sqrt(self) -> "Tensor":
+        return _ops.sqrt(self)
+
+    def tanh(self) -> "Tensor":
+        return _ops.tanh(self)
+
+    def sigmoid(self) -> "Tensor":
+        return _ops.sigmoid(self)
+
+    def relu(self) -> "Tensor":
+        return _ops.relu(self)
+
+    def abs(self) -> "Tensor":
+        return _ops.abs(self)
+
+    def clip(self, min: Any = None, max: Any = None) -> "Tensor":  # noqa: A002 - PyTorch's names
+        return _ops.clip(self, min, max)
+
+    clamp = clip
+
+    # ---------------------------------------------------------------- reductions
+    def sum(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        return _ops.sum(self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        return _ops.mean(self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        return _ops.max(self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        return _ops.min(self, axis, keepdims)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
+        return _ops.argmax(self, axis, keepdims)
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
+        return _ops.argmin(self, axis, keepdims)
+
+    # ---------------------------------------------------------------- shape
+    def reshape(self, *shape: Any) -> "Tensor":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops.reshape(self, shape)
+
+    view = reshape
+
+    def flatten(self) -> "Tensor":
+        return _ops.reshape(self, (-1,))
+
+    def transpose(self, axis0: int = -2, axis1: int = -1) -> "Tensor":
+        """Swap two axes (PyTorch's ``transpose(dim0, dim1)``); for a 2-D tensor the default swaps both."""
+        return _ops.transpose(self, axis0, axis1)
+
+    def permute(self, *axes: Any) -> "Tensor":
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops.permute(self, axes)
+
+    @property
+    def T(self) -> "Tensor":  # noqa: N802 - NumPy's name
+        """All axes reversed (the matrix transpose for 2-D)."""
+        return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    def expand(self, *shape: Any) -> "Tensor":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops.expand(self, shape)
+
+    def broadcast_to(self, shape: Sequence[int]) -> "Tensor":
+        return _ops.expand(self, tuple(shape))
+
+    def squeeze(self, axis: Any = None) -> "Tensor":
+        return _ops.squeeze(self, axis)
+
+    def unsqueeze(self, axis: int) -> "Tensor":
+        return _ops.unsqueeze(self, axis)
+
+    def split(self, split_size_or_sections: Any, axis: int = 0) -> tuple["Tensor", ...]:
+        return _ops.split(self, split_size_or_sections, axis)
+
+    def chunk(self, chunks: int, axis: int = 0) -> tuple["Tensor", ...]:
+        return _ops.chunk(self, chunks, axis)
+
+    def unbind(self, axis: int = 0) -> tuple["Tensor", ...]:
+        return _ops.unbind(self, axis)
+
+    def __getitem__(self, index: Any) -> "Tensor":
+        return _ops.getitem(self, index)
+
+    def log_softmax(self, axis: int = -1) -> "Tensor":
+        return _ops.log_softmax(self, axis)
+
+
+# --------------------------------------------------------------------------------------------------
+# The backward pass
+# --------------------------------------------------------------------------------------------------
+
+_RELEASED = (
+    "backward through a graph whose saved arrays were already released by an earlier backward(); "
+    "call the first backward(retain_graph=True) to run backward through the same graph twice"
+)
+
+
+def _topological_order(root: Function) -> list[Function]:
+    """Functions reachable from ``root``, each after every Function that consumes its outputs.
+
+    Depth-first post-order with an explicit stack, reversed: no recursion, any depth.
+    """
+    post_order: list[Function] = []
+    visited: set[int] = set()
+    stack: list[tuple[Function, bool]] = [(root, False)]
+    while stack:
+        fn, children_done = stack.pop()
+        if children_done:
+            post_order.append(fn)
+            continue
+        if id(fn) in visited:  # reached earlier through another path
+            continue
+        visited.add(id(fn))
+        parents = fn.parents
+        if parents is None:
+            raise RuntimeError(_RELEASED)
+        stack.append((fn, True))
+        for parent in parents:
+            ctx = parent._ctx
+            if ctx is not None and id(ctx) not in visited:
+                stack.append((ctx, False))
+    post_order.reverse()
+    return post_order
+
+
+def _accumulate_leaf(leaf: Tensor, grad: Any) -> None:
+    if leaf.grad is None:
+        # copy: the array may be shared with another input's gradient or the upstream gradient
+        leaf.grad = Tensor._wrap(grad.copy())
+    else:
+        leaf.grad.data += grad
+
+
+def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
+    root_fn = root._ctx
+    if root_fn is None:  # a leaf
+        _accumulate_leaf(root, grad)
+        return
+    order = _topological_order(root_fn)
+    anomaly = _mode.anomaly
+    # pending[fn]: the gradient of fn's output (single-output) or the list of its outputs' gradients
+    pending: dict[int, Any] = {}
+    if root_fn.n_outputs == 1:
+        pending[id(root_fn)] = grad
+    else:
+        slots = [None] * root_fn.n_outputs
+        slots[root._index] = grad
+        pending[id(root_fn)] = slots
+    if root._retain:
+        root.grad = Tensor._wrap(grad.copy())
+    with _set_grad_enabled(False):
+        for fn in order:
+            out_grad = pending.pop(id(fn), None)
+            if out_grad is None:
+                if not retain_graph:
+                    fn.release()
+                continue
+            if fn.n_outputs == 1:
+                in_grads = fn.backward(out_grad)
+            else:
+                in_grads = fn.backward(*out_grad)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            for parent, g in zip(fn.parents, in_grads):
+                if g is None or not parent.requires_grad:
+                    continue
+                data = parent.data
+                if g.shape != data.shape:
+                    g = sum_to(g, data.shape)
+                if g.dtype != data.dtype:
+                    g = g.astype(data.dtype)
+                if anomaly and not _all_finite(g):
+                    raise FloatingPointError(
+                        f"anomaly: the backward of '{fn.name}' produced NaN or Inf "
+                        f"(the op was created at {_creation_site(fn.creation_stack)})"
+                    )
+                ctx = parent._ctx
+                if ctx is None:
+                    _accumulate_leaf(parent, g)
+                    continue
+                if parent._retain:
+                    if parent.grad is None:
+                        parent.grad = Tensor._wrap(g.copy())
+                    else:
+                        parent.grad.data += g
+                key = id(ctx)
+                if ctx.n_outputs == 1:
+                    previous = pending.get(key)
+                    pending[key] = g if previous is None else previous + g
+                else:
+                    slots = pending.get(key)
+                    if slots is None:
+                        slots = pending[key] = [None] * ctx.n_outputs
+                    previous = slots[parent._index]
+                    slots[parent._index] = g if previous is None else previous + g
+            if not retain_graph:
+                fn.release()
+
+
+# --------------------------------------------------------------------------------------------------
+# Creation helpers and random numbers
+# --------------------------------------------------------------------------------------------------
+
+
+class _Generators(threading.local):
+    def __init__(self) -> None:
+        self.seed: int | None = None
+        self.by_device: dict[str, Any] = {}
+
+
+_generators = _Generators()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the random generators of every device (as ``torch.manual_seed``)."""
+    _generators.seed = int(seed)
+    _generators.by_device.clear()
+
+
+def default_rng(device: str = "cpu") -> Any:
+    """The random generator of a device: a ``numpy.random.Generator`` (cpu) or a CuPy generator (cuda).
+
+    Seeded from :func:`manual_seed` when one was set, otherwise from fresh OS entropy.
+    """
+    device = normalize_device(device)
+    rng = _generators.by_device.get(device)
+    if rng is None:
+        seed = _generators.seed
+        if device == "cpu":
+            rng = np.random.default_rng(seed)
+        else:
+            import cupy  # only reached when normalize_device found a usable GPU
+
+            with cupy.cuda.Device(int(device.split(":")[1])):
+                rng = cupy.random.default_rng(seed)
+        _generators.by_device[device] = rng
+    return rng
+
+
+def _shape_args(shape: tuple[Any, ...]) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(int(s) for s in shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None) -> Tensor:
+    """Same as ``Tensor(data, requires_grad, dtype, device)``."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def full(shape: Sequence[int], fill_value: float, dtype: Any = DEFAULT_FLOAT, device: str = "cpu",
+         requires_grad: bool = False) -> Tensor:
+    """A tensor of ``shape`` filled with ``fill_value``."""
+    device = normalize_device(device)
+    data = get_array_module(device).full(tuple(shape), fill_value, dtype=dtype)
+    return Tensor(data, requires_grad=requires_grad, device=device)
+
+
+def zeros(*shape: Any, dtype: Any = DEFAULT_FLOAT, device: str = "cpu", requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+    return full(_shape_args(shape), 0, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = DEFAULT_FLOAT, device: str = "cpu", requires_grad: bool = False) -> Tensor:
+    """A tensor of ones (float32 unless ``dtype`` says otherwise)."""
+    return full(_shape_args(shape), 1, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None,
+           device: str = "cpu") -> Tensor:
+    """``numpy.arange`` as a tensor (int64 for integer arguments, float32 otherwise)."""
+    if stop is None:
+        start, stop = 0, start
+    if dtype is None:
+        is_int = all(float(v).is_integer() and not isinstance(v, float) for v in (start, stop, step))
+        dtype = np.int64 if is_int else DEFAULT_FLOAT
+    return Tensor(np.arange(start, stop, step, dtype=dtype), device=device)
+
+
+def randn(*shape: Any, dtype: Any = DEFAULT_FLOAT, device: str = "cpu", requires_grad: bool = False) -> Tensor:
+    """Standard normal samples from the device's generator (see :func:`manual_seed`)."""
+    data = default_rng(device).standard_normal(_shape_args(shape), dtype=dtype)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def rand(*shape: Any, dtype: Any = DEFAULT_FLOAT, device: str = "cpu", requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from the device's generator (see :func:`manual_seed`)."""
+    data = default_rng(device).random(_shape_args(shape), dtype=dtype)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+from tinygrad_rnn import ops as _ops  # noqa: E402  (ops builds on Function and Tensor above)
+
+__all__ += ["DeviceError"]
