@@ -2,11 +2,18 @@
 
 The hand-derived gradients are checked against float64 central finite differences, over sizes,
 lengths, seeds and initial states drawn by hypothesis; then truncated BPTT, per-sample against
-mini-batch gradients, the PyTorch state-dict layout, and clear errors.
+mini-batch gradients, the PyTorch state-dict layout, and clear errors. Last, the tape's gradients
+(``loss.backward()`` through the ``nn`` layers, or through Tensor ops for the two models PyTorch
+has no layer for) must equal the hand-derived ones to 1e-10 relative error in float64; the tape
+side is ``examples/article_check.py``'s, so the example and the tests check the same thing.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -14,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_rnn import article
-from tinygrad_rnn.backend import cuda_is_available
+from tinygrad_rnn import Tensor, article, nn
+from tinygrad_rnn.backend import device_of, normalize_device, to_device, to_numpy
 
 # (cell, options) for every model the article module provides.
 MODELS = [
@@ -301,23 +308,28 @@ def test_sigmoid_does_not_overflow() -> None:
     assert np.isfinite(h).all() and np.isfinite(s).all()
 
 
-@pytest.mark.skipif(not cuda_is_available(), reason="CuPy or a CUDA GPU is not available")
 @pytest.mark.parametrize(("cell", "opts"), MODELS, ids=MODEL_IDS)
-def test_cupy_arrays_give_the_numpy_numbers(cell: str, opts: dict[str, Any]) -> None:
-    import cupy
-
+def test_every_device_gives_the_numpy_numbers(cell: str, opts: dict[str, Any], device: str) -> None:
+    """The module runs on whichever backend owns the arrays (CuPy on ``cuda``) and returns its arrays."""
     prob = make_problem(cell, opts, n=3, d=4, k=2, batch=2, steps=6, seed=10, given_state=True)
-    on_gpu = {
-        "p": {key: cupy.asarray(value) for key, value in prob["p"].items()},
-        "states": {key: cupy.asarray(value) for key, value in prob["states"].items()},
+    device = normalize_device(device)
+    on_device = {
+        "p": {key: to_device(value, device) for key, value in prob["p"].items()},
+        "states": {key: to_device(value, device) for key, value in prob["states"].items()},
+        "x": to_device(prob["x"], device),
+        "d_out": to_device(prob["d_out"], device),
     }
-    cpu = article.bptt(cell, prob["p"], prob["x"], prob["d_out"], prob["states"], **opts)
-    gpu = article.bptt(
-        cell, on_gpu["p"], cupy.asarray(prob["x"]), cupy.asarray(prob["d_out"]), on_gpu["states"], **opts
+    expected = article.bptt(cell, prob["p"], prob["x"], prob["d_out"], prob["states"], **opts)
+    got = article.bptt(cell, on_device["p"], on_device["x"], on_device["d_out"], on_device["states"], **opts)
+    for key in expected:
+        assert device_of(got[key]) == device
+        np.testing.assert_allclose(to_numpy(got[key]), expected[key], rtol=1e-10, atol=1e-12)
+    truncated = article.truncated_bptt(
+        cell, on_device["p"], on_device["x"], on_device["d_out"], 4, on_device["states"], **opts
     )
-    for key in cpu:
-        assert isinstance(gpu[key], cupy.ndarray)
-        np.testing.assert_allclose(cupy.asnumpy(gpu[key]), cpu[key], rtol=1e-10, atol=1e-12)
+    assert all(device_of(value) == device for value in truncated.values())
+    sd = article.to_state_dict(on_device["p"], cell)
+    assert all(isinstance(value, np.ndarray) for value in sd.values())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -457,9 +469,97 @@ def test_errors_name_what_is_wrong() -> None:
         article.lstm_forward(article.init_params("lstm", 3, 4), I, variant="peephole")
     with pytest.raises(ValueError, match="only applies"):
         article.forward("gru", article.init_params("gru", 3, 4), I, variant="article")
+    with pytest.raises(ValueError, match="unknown initial state"):
+        article.bptt("rnn", p, I, np.zeros((5, 2, 2)), {"h0": np.zeros((2, 4))})
     with pytest.raises(ValueError, match="unknown cell"):
         article.forward("transformer", p, I)
     with pytest.raises(ValueError, match="chunk_size"):
         article.truncated_bptt("rnn", p, I, np.zeros((5, 2, 2)), 0)
     with pytest.raises(ValueError, match="output_size"):
         article.init_params("rnn", 3, 4)
+
+
+# ----------------------------------------------------------------------------------------------
+# the tape against the hand-derived gradients
+
+
+def load_article_check() -> ModuleType:
+    """``examples/article_check.py`` as a module (examples/ is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "article_check.py"
+    spec = importlib.util.spec_from_file_location("article_check", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("article_check", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+article_check = load_article_check()
+
+
+@pytest.mark.parametrize(("cell", "opts"), MODELS, ids=MODEL_IDS)
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_tape_gradients_equal_hand_derived(cell: str, opts: dict[str, Any], data: st.DataObject) -> None:
+    """loss.backward() gives the hand-derived BPTT to ≤ 1e-10 relative error (float64), full or truncated."""
+    prob = data.draw(problems(cell, opts, max_size=5, max_steps=40))
+    steps = prob["x"].shape[0]
+    chunk = data.draw(st.one_of(st.none(), st.integers(1, steps)), label="chunk_size")
+    args = (cell, prob["p"], prob["x"], prob["d_out"], prob["states"])
+    if chunk is None:
+        hand = article.bptt(*args, **opts)
+    else:
+        hand = article.truncated_bptt(cell, prob["p"], prob["x"], prob["d_out"], chunk, prob["states"], **opts)
+    tape = article_check.tape_gradients(*args, chunk_size=chunk, **opts)
+    assert set(tape) == set(hand)
+    results = article.compare_gradients(tape, hand, rtol=1e-10, atol=article_check.tape_atol(hand))
+    assert all(r.passed for r in results.values()), results
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_nn_layer_weights_run_the_same_in_the_article_module(cell: str) -> None:
+    """A layer's own state dict (two nonzero biases) maps onto the article's parameters, and back."""
+    n, d, k, steps, batch = 3, 4, 2, 6, 2
+    rng = np.random.default_rng(17)
+    x = rng.normal(size=(steps, batch, n))
+    h0 = rng.normal(size=(1, batch, d))
+    if cell == "rnn":
+        layer = nn.RNN(n, d, nonlinearity="tanh", dtype=np.float64)
+    elif cell == "lstm":
+        layer = nn.LSTM(n, d, dtype=np.float64)
+    else:
+        layer = nn.GRU(n, d, dtype=np.float64)
+    sd = dict(layer.state_dict())
+    if cell == "rnn":
+        fc = nn.Linear(d, k, dtype=np.float64)
+        sd.update({"fc." + key: value for key, value in fc.state_dict().items()})
+    p = article.from_state_dict(sd, cell)  # our Tensors as values
+
+    if cell == "lstm":
+        c0 = rng.normal(size=(1, batch, d))
+        out, (h_n, c_n) = layer(Tensor(x), (Tensor(h0), Tensor(c0)))
+        h, s = article.lstm_forward(p, x, h0[0], c0[0])
+        np.testing.assert_allclose(s[-1], c_n.numpy()[0], rtol=1e-12, atol=1e-14)
+    elif cell == "gru":
+        out, h_n = layer(Tensor(x), Tensor(h0))
+        h = article.gru_forward(p, x, h0[0])
+    else:
+        out, h_n = layer(Tensor(x), Tensor(h0))
+        h, O = article.rnn_forward(p, x, h0[0], activation="tanh")
+        np.testing.assert_allclose(O, fc(out).numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h, out.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h[-1], h_n.numpy()[0], rtol=1e-12, atol=1e-14)
+
+    back = article.to_state_dict(p, cell)  # one bias per gate: the same layer function
+    layer.load_state_dict({key: value for key, value in back.items() if not key.startswith("fc.")})
+    again = layer(Tensor(x), (Tensor(h0), Tensor(c0)) if cell == "lstm" else Tensor(h0))[0]
+    np.testing.assert_allclose(again.numpy(), out.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_article_check_example_passes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert article_check.main(["--steps", "6", "--batch", "2", "--chunk", "4", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "FAIL" not in printed
+    for label, _, _ in article_check.MODELS:
+        assert label in printed
+    assert (tmp_path / "article_check.txt").read_text(encoding="utf-8").strip() == printed.strip()

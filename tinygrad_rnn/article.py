@@ -552,8 +552,15 @@ def gru_bptt(p: Mapping[str, Array], x: Array, dh: Array, h0: Array | None = Non
 # one interface for the three cells
 
 
-def _check_options(cell: str, variant: str, activation: str | None, where: str) -> None:
+def _check_options(
+    cell: str, variant: str, activation: str | None, where: str, states: Mapping[str, Array] | None = None
+) -> None:
     _check_cell(cell)
+    unknown = sorted(set(states or {}) - set(STATE_KEYS[cell]))
+    if unknown:
+        raise ValueError(
+            f"article.{where}: unknown initial state(s) {unknown} for {cell!r}; expected {STATE_KEYS[cell]}"
+        )
     if cell != "lstm" and variant != "standard":
         raise ValueError(f"article.{where}: variant={variant!r} only applies to cell='lstm', not {cell!r}")
     if cell != "rnn" and activation is not None:
@@ -586,7 +593,7 @@ def forward(
         variant: the LSTM's ``'standard'`` or ``'article'`` form.
         activation: the RNN's ``None`` (linear) or ``'tanh'``.
     """
-    _check_options(cell, variant, activation, "forward")
+    _check_options(cell, variant, activation, "forward", states)
     if cell == "rnn":
         return rnn_forward(p, x, _state(states, "S0"), activation)[1]
     if cell == "lstm":
@@ -613,7 +620,7 @@ def bptt(
     Returns:
         One gradient per parameter and per initial state (:data:`STATE_KEYS`).
     """
-    _check_options(cell, variant, activation, "bptt")
+    _check_options(cell, variant, activation, "bptt", states)
     if cell == "rnn":
         return rnn_bptt(p, x, d_out, _state(states, "S0"), activation)
     if cell == "lstm":
@@ -665,7 +672,7 @@ def truncated_bptt(
     Returns:
         One gradient per parameter and per initial state.
     """
-    _check_options(cell, variant, activation, "truncated_bptt")
+    _check_options(cell, variant, activation, "truncated_bptt", states)
     if chunk_size < 1:
         raise ValueError(f"article.truncated_bptt: chunk_size must be >= 1, got {chunk_size}")
     total: dict[str, Array] = {}
@@ -906,7 +913,7 @@ def finite_difference_gradients(
     Returns:
         One float64 array per parameter and per initial state (:data:`STATE_KEYS`).
     """
-    _check_options(cell, variant, activation, "finite_difference_gradients")
+    _check_options(cell, variant, activation, "finite_difference_gradients", states)
     xp = get_array_module(x)
     params = _float64_copy(xp, p)
     x64 = xp.asarray(x, dtype=xp.float64)
