@@ -1,7 +1,7 @@
 """The source article's recurrent networks, in its own notation, with hand-derived BPTT.
 
-The article is "Comprensión matemática de RNN y sus variantes", a Spanish machine translation of
-sanpreetai's "Mathematical understanding of RNN and its variants" (CC BY-SA), kept in
+The article is "Comprensión matemática de RNN y sus variantes", written by sanpreetai and
+machine-translated into Spanish by Barcelona Geeks (CC BY-SA), kept in
 ``shared/seed/000_2124ac72c4cb72fa.txt``. Its sections are cited below as:
 
 * article §1   "Ecuación matemática de RNN" (the vanilla RNN),
@@ -473,8 +473,8 @@ def gru_forward(p: Mapping[str, Array], x: Array, h0: Array | None = None) -> Ar
         h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}
 
     This is PyTorch's ``nn.GRU``. Cho et al. apply the reset gate *before* the matmul,
-    ``W_n (r_t ⊙ h_{t-1})``, which is a different function; and PyTorch's ``h_t`` keeps the old
-    state where z_t = 1 (z_t plays the role of Cho et al.'s update gate with 1 − z_t).
+    ``W_n (r_t ⊙ h_{t-1})``, which is a different function. The update rule is theirs: z_t = 1
+    keeps the old state (some later texts, e.g. Chung et al. 2014, swap z_t and 1 − z_t).
     U_*: d×n, W_*: d×d, b_*: d.
 
     Args:
