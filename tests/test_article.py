@@ -5,15 +5,11 @@ lengths, seeds and initial states drawn by hypothesis; then truncated BPTT, per-
 mini-batch gradients, the PyTorch state-dict layout, and clear errors. Last, the tape's gradients
 (``loss.backward()`` through the ``nn`` layers, or through Tensor ops for the two models PyTorch
 has no layer for) must equal the hand-derived ones to 1e-10 relative error in float64; the tape
-side is ``examples/article_check.py``'s, so the example and the tests check the same thing.
+side is ``tinygrad_rnn.article_check``'s, so the example and the tests check the same thing.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -21,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_rnn import Tensor, article, nn
+from tinygrad_rnn import Tensor, article, article_check, nn
 from tinygrad_rnn.backend import device_of, normalize_device, to_device, to_numpy
 
 # (cell, options) for every model the article module provides.
@@ -483,18 +479,6 @@ def test_errors_name_what_is_wrong() -> None:
 # the tape against the hand-derived gradients
 
 
-def load_article_check() -> ModuleType:
-    """``examples/article_check.py`` as a module (examples/ is not a package)."""
-    path = Path(__file__).resolve().parents[1] / "examples" / "article_check.py"
-    spec = importlib.util.spec_from_file_location("article_check", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("article_check", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-article_check = load_article_check()
 
 
 @pytest.mark.parametrize(("cell", "opts"), MODELS, ids=MODEL_IDS)

@@ -1,0 +1,287 @@
+"""Check the tape against the article's hand-derived BPTT, and the hand-derived BPTT against finite differences.
+
+For each model of ``tinygrad_rnn.article`` (the article's linear RNN, the tanh RNN, the standard and the
+article's LSTM, the GRU) this script builds the same model on the tape, takes the same loss, calls
+``loss.backward()`` and compares every gradient with the hand-derived one, in float64. It prints a table:
+
+    model × parameter × max abs error × max relative error × pass/fail
+
+where the relative error is ``max |tape − hand| / max |hand|`` over one parameter's gradient, and a row passes
+at ≤ 1e-10 (with an absolute floor of 1e-13 × the largest entry of any gradient of the model: a gradient that
+is a near-cancelling sum, e.g. a single-entry dL/dV of 1e-3 summed from terms of size 1, cannot be computed
+to 1e-10 of itself by two different summation orders). A second group of rows compares the hand-derived
+gradients with central finite differences (passing at ≤ 1e-6, the accuracy of the estimate). It exits with
+status 1 if any row fails.
+
+How each model is put on the tape:
+
+* tanh RNN, standard LSTM, GRU: the ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` layers (plus ``nn.Linear`` for the
+  RNN's output V, c), loaded with ``article.to_state_dict``;
+* the article's linear RNN and the article's LSTM (``h_t = o_t ⊙ s_t``) have no PyTorch layer, so they are
+  written step by step from Tensor ops (``@``, ``+``, ``*``, ``sigmoid``, ``tanh``).
+
+Truncated BPTT rows cut the graph with ``detach()`` every few steps on the tape, and use
+``article.truncated_bptt`` on the hand-derived side.
+
+Usage::
+
+    tinygrad-rnn check [--steps 12] [--batch 3] [--seed 0] [--out DIR]
+    python examples/article_check.py [same options]
+
+This module sits at the top of the package, beside the examples: it imports both ``article`` and the tape
+(``article`` itself never imports the tape).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinygrad_rnn import Tensor, article, nn, stack
+
+RNN_LAYER_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+TAPE_RTOL = 1e-10
+TAPE_ATOL_FACTOR = 1e-13  # times the largest gradient entry of the model
+FD_RTOL = 1e-6
+
+# (row label, cell, options) for every model of the article module.
+MODELS: list[tuple[str, str, dict[str, Any]]] = [
+    ("rnn (linear, article)", "rnn", {"activation": None}),
+    ("rnn (tanh)", "rnn", {"activation": "tanh"}),
+    ("lstm (standard)", "lstm", {"variant": "standard"}),
+    ("lstm (article)", "lstm", {"variant": "article"}),
+    ("gru", "gru", {}),
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# the same models on the tape
+
+
+def _leaf(array: np.ndarray) -> Tensor:
+    return Tensor(array, requires_grad=True, dtype=np.float64)
+
+
+def _linear_rnn_outputs(p: dict[str, Tensor], x: Tensor, S: Tensor) -> tuple[Tensor, Tensor]:
+    """The article's linear RNN, one step at a time: S_t = I_t Uᵀ + S_{t-1} Wᵀ + b, O_t = S_t Vᵀ + c."""
+    outputs = []
+    for t in range(x.shape[0]):
+        S = x[t] @ p["U"].T + S @ p["W"].T + p["b"]
+        outputs.append(S @ p["V"].T + p["c"])
+    return stack(outputs, axis=0), S
+
+
+def _article_lstm_outputs(p: dict[str, Tensor], x: Tensor, h: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The article's LSTM, one step at a time, ending with h_t = o_t ⊙ s_t (no tanh)."""
+
+    def gate(suffix: str, x_t: Tensor, h_prev: Tensor) -> Tensor:
+        return x_t @ p["U" + suffix].T + h_prev @ p["W" + suffix].T + p["b" + suffix]
+
+    outputs = []
+    for t in range(x.shape[0]):
+        i = gate("_i", x[t], h).sigmoid()
+        f = gate("_f", x[t], h).sigmoid()
+        o = gate("_o", x[t], h).sigmoid()
+        s_tilde = gate("", x[t], h).tanh()
+        s = s_tilde * i + s * f
+        h = o * s
+        outputs.append(h)
+    return stack(outputs, axis=0), h, s
+
+
+def _layer(cell: str, p: dict[str, np.ndarray], input_size: int, hidden_size: int) -> nn.Module:
+    """An ``nn`` layer in float64 holding the article parameters ``p``."""
+    if cell == "rnn":
+        layer = nn.RNN(input_size, hidden_size, nonlinearity="tanh", dtype=np.float64)
+    elif cell == "lstm":
+        layer = nn.LSTM(input_size, hidden_size, dtype=np.float64)
+    else:
+        layer = nn.GRU(input_size, hidden_size, dtype=np.float64)
+    sd = article.to_state_dict(p, cell)
+    layer.load_state_dict({key: sd[key] for key in RNN_LAYER_KEYS})
+    return layer
+
+
+def _article_grads_of_layer(layer: nn.Module, fc: nn.Linear | None, cell: str) -> dict[str, np.ndarray]:
+    """The article-named gradients of an ``nn`` layer's parameters (and of ``fc``'s: V, c).
+
+    The article's single bias b stands for b_ih + b_hh, so dL/db = dL/db_ih (= dL/db_hh); only the GRU's n
+    gate keeps its two biases apart (b_in, b_hn). Mapping through :func:`article.from_state_dict` therefore
+    takes bias_hh's gradient only for the GRU's n rows.
+    """
+    grads = {name: param.grad.numpy() for name, param in layer.named_parameters()}
+    bias_hh = np.zeros_like(grads["bias_hh_l0"])
+    if cell == "gru":
+        d = layer.hidden_size
+        bias_hh[2 * d :] = grads["bias_hh_l0"][2 * d :]
+    grads["bias_hh_l0"] = bias_hh
+    if fc is not None:
+        grads["fc.weight"] = fc.weight.grad.numpy()
+        grads["fc.bias"] = fc.bias.grad.numpy()
+    return article.from_state_dict(grads, cell)
+
+
+def tape_gradients(
+    cell: str,
+    p: dict[str, np.ndarray],
+    x: np.ndarray,
+    d_out: np.ndarray,
+    states: dict[str, np.ndarray] | None = None,
+    *,
+    variant: str = "standard",
+    activation: str | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Gradients of L = Σ d_out ⊙ output by the tape (``loss.backward()``), named as in the article.
+
+    Args:
+        cell, p, x, d_out, states, variant, activation: as for :func:`article.bptt`; float64 NumPy arrays.
+        chunk_size: truncated BPTT: the recurrent state is ``detach()``-ed every ``chunk_size`` steps.
+            ``None`` is full BPTT.
+
+    Returns:
+        One gradient per parameter and per initial state, the keys of :func:`article.bptt`.
+    """
+    steps, batch, input_size = x.shape
+    hidden_size = p["W" if cell != "gru" else "W_r"].shape[0]
+    init = {key: np.zeros((batch, hidden_size)) for key in article.STATE_KEYS[cell]}
+    init.update(states or {})
+    init_leaves = {key: _leaf(value) for key, value in init.items()}
+    chunk = chunk_size or steps
+
+    use_layer = (cell == "rnn" and activation == "tanh") or (cell == "lstm" and variant == "standard") or cell == "gru"
+    if use_layer:
+        layer = _layer(cell, p, input_size, hidden_size)
+        fc = None
+        if cell == "rnn":
+            fc = nn.Linear(hidden_size, p["V"].shape[0], dtype=np.float64)
+            fc.load_state_dict({"weight": p["V"], "bias": p["c"]})
+        state: Any = tuple(leaf.unsqueeze(0) for leaf in init_leaves.values())  # (1, B, d): num_layers = 1
+    else:
+        leaves = {key: _leaf(value) for key, value in p.items()}
+        state = tuple(init_leaves.values())
+
+    loss: Tensor | None = None
+    for start in range(0, steps, chunk):
+        x_chunk = Tensor(x[start : start + chunk], dtype=np.float64)
+        if use_layer and cell == "lstm":
+            out, state = layer(x_chunk, state)
+        elif use_layer:
+            out, h_n = layer(x_chunk, state[0])
+            state = (h_n,)
+            if fc is not None:
+                out = fc(out)
+        elif cell == "rnn":
+            out, S = _linear_rnn_outputs(leaves, x_chunk, state[0])
+            state = (S,)
+        else:
+            out, h, s = _article_lstm_outputs(leaves, x_chunk, *state)
+            state = (h, s)
+        chunk_loss = (Tensor(d_out[start : start + chunk], dtype=np.float64) * out).sum()
+        loss = chunk_loss if loss is None else loss + chunk_loss
+        state = tuple(tensor.detach() for tensor in state)  # truncated BPTT: no gradient across the cut
+    loss.backward()
+
+    if use_layer:
+        grads = _article_grads_of_layer(layer, fc, cell)
+    else:
+        grads = {key: leaf.grad.numpy() for key, leaf in leaves.items()}
+    for key, leaf in init_leaves.items():
+        grads[key] = leaf.grad.numpy()
+    return grads
+
+
+def tape_atol(hand: dict[str, np.ndarray]) -> float:
+    """The absolute floor of the tape-vs-hand comparison: 1e-13 × the largest entry of any gradient."""
+    return TAPE_ATOL_FACTOR * max(float(np.abs(g).max()) for g in hand.values())
+
+
+# ------------------------------------------------------------------------------------------------
+# the table
+
+
+def make_problem(cell: str, steps: int, batch: int, seed: int) -> dict[str, Any]:
+    """A fixed small float64 problem: n=3 inputs, d=4 units, k=2 outputs, random initial states."""
+    rng = np.random.default_rng(seed)
+    n, d, k = 3, 4, 2
+    p = article.init_params(cell, n, d, k, seed=seed)
+    out_size = k if cell == "rnn" else d
+    return {
+        "p": p,
+        "x": rng.normal(size=(steps, batch, n)),
+        "d_out": rng.normal(size=(steps, batch, out_size)),
+        "states": {key: rng.normal(size=(batch, d)) for key in article.STATE_KEYS[cell]},
+    }
+
+
+def _rows(
+    model: str, check: str, results: dict[str, article.GradCheckResult]
+) -> list[tuple[str, str, str, float, float, bool]]:
+    return [(model, check, r.name, r.max_abs_error, r.max_rel_error, r.passed) for r in results.values()]
+
+
+def run_checks(steps: int, batch: int, seed: int, chunk_size: int) -> list[tuple[str, str, str, float, float, bool]]:
+    """Every row of the table: (model, check, parameter, max abs error, max relative error, passed)."""
+    rows = []
+    for label, cell, opts in MODELS:
+        prob = make_problem(cell, steps, batch, seed)
+        args = (cell, prob["p"], prob["x"], prob["d_out"], prob["states"])
+        hand = article.bptt(*args, **opts)
+        tape = tape_gradients(*args, **opts)
+        results = article.compare_gradients(tape, hand, rtol=TAPE_RTOL, atol=tape_atol(hand))
+        rows += _rows(label, "tape vs hand", results)
+
+        hand_cut = article.truncated_bptt(cell, prob["p"], prob["x"], prob["d_out"], chunk_size, prob["states"], **opts)
+        tape_cut = tape_gradients(*args, chunk_size=chunk_size, **opts)
+        results = article.compare_gradients(tape_cut, hand_cut, rtol=TAPE_RTOL, atol=tape_atol(hand_cut))
+        rows += _rows(label, f"tape vs hand, truncated every {chunk_size}", results)
+
+        fd = article.check_bptt_finite_differences(*args, rtol=FD_RTOL, **opts)
+        rows += _rows(label, "hand vs finite differences", fd)
+    return rows
+
+
+def format_table(rows: list[tuple[str, str, str, float, float, bool]]) -> str:
+    header = ("model", "check", "parameter", "max abs error", "max rel error", "result")
+    cells = [header] + [(m, c, p, f"{a:.2e}", f"{r:.2e}", "pass" if ok else "FAIL") for m, c, p, a, r, ok in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(cells):
+        lines.append("  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Print the table; return 0 when every row passes, 1 otherwise."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12, help="sequence length T (default 12)")
+    parser.add_argument("--batch", type=int, default=3, help="batch size B (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of parameters, inputs and states")
+    parser.add_argument("--chunk", type=int, default=5, help="truncated-BPTT chunk length (default 5)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to DIR/article_check.txt")
+    args = parser.parse_args(argv)
+
+    rows = run_checks(args.steps, args.batch, args.seed, args.chunk)
+    table = format_table(rows)
+    failures = sum(1 for row in rows if not row[-1])
+    worst_tape = max(row[4] for row in rows if row[1].startswith("tape"))
+    worst_fd = max(row[4] for row in rows if row[1].startswith("hand"))
+    summary = (
+        f"\n{len(rows)} rows, {failures} failed. Worst relative error: tape vs hand {worst_tape:.1e} "
+        f"(limit {TAPE_RTOL:.0e}), hand vs finite differences {worst_fd:.1e} (limit {FD_RTOL:.0e})."
+    )
+    print(table + summary)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "article_check.txt").write_text(table + summary + "\n", encoding="utf-8")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
