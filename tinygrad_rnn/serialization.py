@@ -42,6 +42,7 @@ def save(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 would make the checkpoint private
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
@@ -50,6 +51,16 @@ def save(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _file_mode(path: str) -> int:
+    """The permission bits the checkpoint gets: those of the file it replaces, else 0666 less the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0o022)  # the only portable way to read the umask is to set it and set it back
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def load(path: str | os.PathLike[str]) -> "OrderedDict[str, np.ndarray]":

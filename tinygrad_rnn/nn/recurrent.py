@@ -257,7 +257,9 @@ class _RecurrentLayer(Module):
             raise OpError(f"{name}: expected input of rank 3 {layout} or rank 2 (T, I) unbatched, "
                           f"got shape {tuple(x.shape)}")
         if x.shape[-1] != self.input_size:
-            raise OpError(f"{name}: expected input feature size I={self.input_size}, got shape {tuple(x.shape)}")
+            expected = layout.replace("I)", f"{self.input_size})")
+            raise OpError(f"{name}: expected input of shape {expected} or (T, {self.input_size}) unbatched "
+                          f"(input_size={self.input_size}), got shape {tuple(x.shape)}")
         if x.ndim == 2 and lengths is not None:
             raise OpError(f"{name}: lengths needs a batched input {layout}, got unbatched shape {tuple(x.shape)}")
         if x.shape[0 if x.ndim == 2 or not self.batch_first else 1] == 0:
@@ -270,6 +272,8 @@ class _RecurrentLayer(Module):
         if hx is None:
             zero = Tensor._wrap(get_array_module(like.data).zeros((batch, self.hidden_size), dtype=like.dtype))
             return [zero] * count
+        if not isinstance(hx, Tensor):  # a NumPy/CuPy array or nested list: a constant initial state
+            hx = Tensor(hx, dtype=like.dtype, device=like.device)
         if tuple(hx.shape) != expected:
             raise OpError(f"{type(self).__name__}: expected {what} of shape {expected} (num_layers*num_directions, "
                           f"{'batch, ' if batched else ''}hidden_size), got {tuple(hx.shape)}")
@@ -286,8 +290,8 @@ class _RecurrentLayer(Module):
         values = np.asarray(values)
         if values.ndim != 1 or values.shape[0] != batch:
             raise OpError(f"{name}: expected lengths of shape ({batch},) (one per sequence), got {values.shape}")
-        if values.dtype.kind not in "iu" and not np.all(np.mod(values, 1) == 0):
-            raise OpError(f"{name}: lengths must be integers, got {values}")
+        if values.dtype.kind not in "iuf" or (values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0)):
+            raise OpError(f"{name}: lengths must be integers, got {values.tolist()} (dtype {values.dtype})")
         values = values.astype(np.int64)
         if values.min() < 1 or values.max() > steps:
             raise OpError(f"{name}: every length must lie in 1..T = 1..{steps}, got {values.tolist()}")
@@ -343,6 +347,9 @@ class _RecurrentLayer(Module):
             x = x.transpose(0, 1)
         steps, batch = x.shape[0], x.shape[1]
         if is_lstm:
+            if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+                raise OpError(f"{type(self).__name__}: expected hx = (h0, c0), a pair of "
+                              f"(num_layers*num_directions, batch, hidden_size) states, got {type(hx).__name__}")
             h0, c0 = (None, None) if hx is None else hx
             states = list(zip(self._initial_states(h0, batch, batched, x, "h0"),
                               self._initial_states(c0, batch, batched, x, "c0")))
