@@ -768,6 +768,11 @@ class Embedding(Function):
 class LogSoftmax(Function):
     """``log_softmax(a)_i = a_i - log Σ_j exp(a_j)`` along ``axis``, computed stably (max subtracted first).
 
+    With ``s = a - max(a)``, the ``k`` maxima contribute ``exp(0) = 1`` each, so ``log Σ_j exp(s_j) =
+    log k + log1p(r / k)`` with ``r`` the sum over the other entries: no overflow for any finite logits, and
+    the entry of a dominant class keeps full relative precision (``log_softmax([0, -50])[0] = -1.9e-22``,
+    where ``log(1 + r)`` would round to 0).
+
     Backward: ``∂a = g - softmax(a)·Σ_j g_j`` with ``softmax = exp(out)`` (from the saved output).
     """
 
@@ -775,7 +780,10 @@ class LogSoftmax(Function):
         xp = get_array_module(a)
         self.axis = axis
         shifted = a - a.max(axis=axis, keepdims=True)
-        self.out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        is_max = shifted == 0
+        count = is_max.sum(axis=axis, keepdims=True).astype(a.dtype)
+        rest = xp.where(is_max, 0, xp.exp(shifted)).sum(axis=axis, keepdims=True)
+        self.out = shifted - (xp.log(count) + xp.log1p(rest / count))
         return self.out
 
     def backward(self, g):
@@ -832,13 +840,23 @@ def unsqueeze(a: Tensor, axis: int) -> Tensor:
 
 
 def getitem(a: Tensor, index: Any) -> Tensor:
-    """``a[index]`` (see :class:`GetItem`); Tensor indices are used by value."""
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    """``a[index]`` (see :class:`GetItem`); Tensor indices are used by value, and lists and NumPy index
+    arrays are moved to ``a``'s device."""
+    xp = get_array_module(a.data)
+
+    def on_device(i: Any) -> Any:
+        if isinstance(i, Tensor):
+            return i.data
+        if xp is not np and isinstance(i, np.ndarray):
+            return xp.asarray(i)
+        return i
+
+    if isinstance(index, tuple):
+        index = tuple(on_device(i) for i in index)
     elif isinstance(index, list):
-        index = get_array_module(a.data).asarray(index)
+        index = xp.asarray(index)
+    else:
+        index = on_device(index)
     return GetItem.apply(a, index=index)
 
 
@@ -898,11 +916,13 @@ def unbind(a: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
-    """``a`` where ``condition`` else ``b`` (see :class:`Where`); ``a``/``b`` may be numbers."""
+    """``a`` where ``condition`` else ``b`` (see :class:`Where`); ``a``/``b`` may be numbers, ``condition`` a
+    boolean Tensor, array or list (moved to the tensors' device)."""
     if isinstance(condition, Tensor):
         condition = condition.data
     a, b = _pair(a, b)
     _check_same_device("where", a, b)
+    condition = get_array_module(a.data).asarray(condition)
     if condition.dtype != bool:
         condition = condition.astype(bool)
     return Where.apply(a, b, condition=condition)

@@ -396,7 +396,8 @@ class Tensor:
             TypeError: for a non-floating dtype.
         """
         if requires_grad and self.data.dtype.kind not in "fc":
-            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}; "
+                            "convert first, e.g. t.float() or Tensor(data, dtype=np.float32)")
         if not requires_grad and self._ctx is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach() instead")
         self.requires_grad = requires_grad
