@@ -1,0 +1,242 @@
+"""Forecast next year's sunspot number with a small LSTM (or GRU), and compare it with naive baselines.
+
+The series is the yearly mean sunspot number, 1700–2008 (public domain; shipped as
+``examples/data/sunspots.csv``, see ``examples/data/README.md``). It is split **by time**: the model trains
+on the years up to ``--test-from`` and is scored on the years from there on, which it never saw. The series is
+normalised with the training years' mean and standard deviation only.
+
+Each training example is a window of ``--window`` consecutive years; the model reads it with
+``nn.LSTM`` and ``nn.Linear`` maps the last hidden state to the next year's value (a many-to-one regression
+with ``F.mse_loss``; backpropagation through time over the window). On the test years it forecasts one year
+ahead from the true previous ``--window`` years. It prints the test RMSE (in sunspots) next to three
+baselines:
+
+* persistence: next year = this year;
+* the ~11-year cycle: next year = the year 11 years before it (the Schwabe cycle; its length wanders
+  between about 9 and 14 years, so this baseline is weak);
+* a linear autoregression AR(p) fitted by least squares on the same training windows: a strong classical
+  baseline (AR(9) is a textbook model of this series). The small network should land near it, far below
+  persistence; with only ~220 training windows it overfits if trained much longer.
+
+It writes ``sunspots.png`` (the test years: truth, the network's forecast, persistence and AR) and
+``forecast.csv`` under ``--out``.
+
+    python examples/sunspots.py                        # LSTM, CPU, about 15 s on 2 cores
+    python examples/sunspots.py --cell gru --seed 1 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+import numpy as np
+
+import tinygrad_rnn as tg
+from tinygrad_rnn import functional as F
+from tinygrad_rnn import nn, optim
+
+try:
+    from tqdm import tqdm
+except ImportError:  # the progress bar is optional: pip install tinygrad_rnn[examples]
+    tqdm = None
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sunspots.csv")
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def load_sunspots(path: str = DATA) -> tuple[np.ndarray, np.ndarray]:
+    """Years (int) and yearly sunspot numbers (float64) from the statsmodels CSV."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [row for row in csv.reader(f) if row and not row[0].startswith("#")]
+    body = rows[1:]  # header: "YEAR","SUNACTIVITY"
+    return np.array([int(float(r[0])) for r in body]), np.array([float(r[1]) for r in body])
+
+
+def windows(series: np.ndarray, window: int, targets: range) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``series[t - window : t]`` (N, window) and targets ``series[t]`` (N,) for each t in targets."""
+    x = np.stack([series[t - window : t] for t in targets])
+    return x, series[list(targets)]
+
+
+def rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+def fit_ar(x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
+    """Least-squares AR(order) coefficients (intercept last) from windows x (N, window) and targets y."""
+    design = np.hstack([x[:, -order:], np.ones((len(x), 1))])
+    return np.linalg.lstsq(design, y, rcond=None)[0]
+
+
+def predict_ar(coef: np.ndarray, x: np.ndarray) -> np.ndarray:
+    order = len(coef) - 1
+    return x[:, -order:] @ coef[:-1] + coef[-1]
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+class Forecaster(nn.Module):
+    """``{LSTM, GRU}(1, H, num_layers, batch_first) -> Linear(H, 1)`` on the last step: (B, T) -> (B,)."""
+
+    def __init__(self, hidden_size: int, num_layers: int, cell: str, device: str):
+        super().__init__()
+        self.rnn = CELLS[cell](1, hidden_size, num_layers=num_layers, batch_first=True, device=device)
+        self.head = nn.Linear(hidden_size, 1, device=device)
+
+    def forward(self, x: tg.Tensor) -> tg.Tensor:
+        out, _ = self.rnn(x.unsqueeze(-1))  # (B, T, H)
+        return self.head(out[:, -1]).reshape(-1)
+
+
+def predict(model: Forecaster, x: np.ndarray, device: str) -> np.ndarray:
+    with tg.no_grad():
+        return model(tg.Tensor(x.astype(np.float32), device=device)).numpy().astype(np.float64)
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--cell", choices=sorted(CELLS), default="lstm")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default="runs/sunspots", help="folder for the plot and the forecast CSV")
+    p.add_argument("--data", default=DATA, help="a CSV of year,value rows with a header")
+    p.add_argument("--test-from", type=int, default=1940, help="first year of the test period")
+    p.add_argument("--window", type=int, default=16, help="years the model reads before each forecast")
+    p.add_argument("--ar-order", type=int, default=9, help="order p of the AR(p) baseline")
+    p.add_argument("--hidden-size", type=int, default=32)
+    p.add_argument("--num-layers", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
+    p.add_argument("--clip", type=float, default=1.0, help="max global gradient norm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 50 epochs instead)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    tg.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    device = tg.backend.normalize_device(args.device)
+
+    years, spots = load_sunspots(args.data)
+    split = int(np.searchsorted(years, args.test_from))
+    if not args.window <= split - 10 or split >= len(years):
+        raise SystemExit(f"--test-from {args.test_from} and --window {args.window} leave too little data")
+    mean, std = spots[:split].mean(), spots[:split].std()  # the training years' statistics only
+    z = (spots - mean) / std
+    x_train, y_train = windows(z, args.window, range(args.window, split))
+    x_test, y_test = windows(z, args.window, range(split, len(z)))
+    print(f"data: yearly sunspot numbers {years[0]}-{years[-1]} ({len(years)} years); "
+          f"train {years[0]}-{years[split - 1]} ({len(y_train)} windows of {args.window} years), "
+          f"test {years[split]}-{years[-1]} ({len(y_test)} years)")
+
+    model = Forecaster(args.hidden_size, args.num_layers, args.cell, device)
+    opt = optim.Adam(model.parameters(), lr=args.lr)
+    n_params = sum(p.size for p in model.parameters())
+    print(f"model: {args.cell.upper()} hidden {args.hidden_size} x {args.num_layers} layer(s) -> Linear, "
+          f"{n_params:,} parameters, on {device}")
+
+    bar = None if (tqdm is None or args.no_progress) else tqdm(total=args.epochs, unit="epoch", dynamic_ncols=True)
+    started = time.perf_counter()
+    for epoch in range(args.epochs):
+        order = rng.permutation(len(y_train))
+        total = 0.0
+        for start in range(0, len(order), args.batch_size):
+            idx = order[start : start + args.batch_size]
+            xb = tg.Tensor(x_train[idx].astype(np.float32), device=device)
+            yb = tg.Tensor(y_train[idx].astype(np.float32), device=device)
+            loss = F.mse_loss(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            total += loss.item() * len(idx)
+        train_rmse = np.sqrt(total / len(order)) * std
+        if bar is not None:
+            bar.set_postfix(train_rmse=f"{train_rmse:.1f}")
+            bar.update(1)
+        elif (epoch + 1) % 50 == 0:
+            print(f"epoch {epoch + 1}: train RMSE {train_rmse:.1f} sunspots", flush=True)
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - started
+
+    # Everything below in sunspots (undo the normalisation).
+    truth = spots[split:]
+    net = predict(model.eval(), x_test, device) * std + mean
+    persistence = spots[split - 1 : -1]
+    cycle = spots[split - 11 : len(spots) - 11]
+    coef = fit_ar(x_train, y_train, args.ar_order)
+    ar = predict_ar(coef, x_test) * std + mean
+    scores = {
+        f"{args.cell.upper()} (this model)": rmse(net, truth),
+        "persistence (next = this year)": rmse(persistence, truth),
+        "11-year cycle (next = 11 years before)": rmse(cycle, truth),
+        f"AR({args.ar_order}) least squares": rmse(ar, truth),
+    }
+    print(f"\ntrained {args.epochs} epochs in {elapsed:.1f} s "
+          f"(train RMSE {rmse(predict(model, x_train, device) * std + mean, spots[args.window:split]):.1f})")
+    print(f"test RMSE, one year ahead, {years[split]}-{years[-1]} (sunspots; the test years' std is "
+          f"{truth.std():.1f}):")
+    for name, value in scores.items():
+        print(f"  {name:<42s} {value:7.2f}")
+    gain = 1 - scores[f"{args.cell.upper()} (this model)"] / scores["persistence (next = this year)"]
+    print(f"the network's error is {abs(gain):.0%} {'below' if gain > 0 else 'ABOVE'} persistence's")
+
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "forecast.csv"), "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["year", "truth", args.cell, "persistence", "cycle11", f"ar{args.ar_order}"])
+        for row in zip(years[split:], truth, net, persistence, cycle, ar):
+            w.writerow([row[0]] + [f"{v:.2f}" for v in row[1:]])
+    if not args.no_plot:
+        plot(os.path.join(args.out, "sunspots.png"), years, spots, split, net, persistence, ar, args, scores)
+    print(f"artefacts: {args.out}")
+    return 0
+
+
+def plot(path, years, spots, split, net, persistence, ar, args, scores) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), gridspec_kw={"height_ratios": [1, 2]})
+    top.plot(years, spots, color="0.3", lw=1)
+    top.axvspan(years[split], years[-1], color="tab:orange", alpha=0.15, label="test years")
+    top.set_ylabel("sunspots")
+    top.set_title("Yearly sunspot numbers (training years left of the shaded test period)")
+    top.legend(loc="upper left")
+    test_years = years[split:]
+    name = args.cell.upper()
+    bottom.plot(test_years, spots[split:], "k.-", lw=1.5, label="truth")
+    bottom.plot(test_years, net, "-", color="tab:red", lw=2,
+                label=f"{name}, one year ahead (RMSE {scores[f'{name} (this model)']:.1f})")
+    bottom.plot(test_years, ar, "--", color="tab:blue", lw=1,
+                label=f"AR({args.ar_order}) (RMSE {scores[f'AR({args.ar_order}) least squares']:.1f})")
+    bottom.plot(test_years, persistence, ":", color="tab:green", lw=1,
+                label=f"persistence (RMSE {scores['persistence (next = this year)']:.1f})")
+    bottom.set_xlabel("year")
+    bottom.set_ylabel("sunspots")
+    bottom.legend(loc="upper left", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
