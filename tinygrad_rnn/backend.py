@@ -97,6 +97,8 @@ def normalize_device(device: str | None) -> str:
 
 def get_array_module(x: Any) -> Any:
     """The array module (``numpy`` or ``cupy``) that owns ``x`` (an array, or a device string)."""
+    if type(x) is np.ndarray:  # the common case, answered first: every op asks
+        return np
     if isinstance(x, str):
         return np if x == "cpu" else _cupy
     if _cupy is not None and isinstance(x, _cupy.ndarray):

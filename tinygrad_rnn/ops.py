@@ -13,6 +13,7 @@ takes the tensor's dtype, float32 with float64 gives float64.
 from __future__ import annotations
 
 import builtins
+import itertools
 from typing import Any, Sequence
 
 import numpy as np
@@ -46,6 +47,8 @@ def _const(value: Any, like: Tensor) -> Tensor:
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     if isinstance(a, Tensor):
+        if isinstance(b, Tensor):  # the common case, answered first
+            return a, b
         return a, _const(b, a)
     if isinstance(b, Tensor):
         return _const(a, b), b
@@ -202,22 +205,30 @@ class MatMul(Function):
     """
 
     def forward(self, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}")
-        k_a = a.shape[-1]
-        k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
-        if k_a != k_b:
-            raise ValueError(
-                f"shapes {a.shape} and {b.shape} are not aligned: "
-                f"a's last dimension ({k_a}) must equal b's {'only' if b.ndim == 1 else 'second-to-last'} "
-                f"dimension ({k_b})"
-            )
+        try:
+            out = a @ b
+        except ValueError:  # say why in our words (checked only when the backend refused)
+            if a.ndim == 0 or b.ndim == 0:
+                raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}")
+            k_a = a.shape[-1]
+            k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+            if k_a != k_b:
+                raise ValueError(
+                    f"shapes {a.shape} and {b.shape} are not aligned: "
+                    f"a's last dimension ({k_a}) must equal b's {'only' if b.ndim == 1 else 'second-to-last'} "
+                    f"dimension ({k_b})"
+                ) from None
+            raise
         self.a, self.b = a, b
-        return a @ b
+        return out
 
     def backward(self, g):
-        xp = get_array_module(g)
         a, b = self.a, self.b
+        if a.ndim == 2 and b.ndim == 2:  # the common case: (n, k) @ (k, m)
+            ga = g @ b.T if self.parents[0].requires_grad else None
+            gb = a.T @ g if self.parents[1].requires_grad else None
+            return ga, gb
+        xp = get_array_module(g)
         if a.ndim == 1 and b.ndim == 1:
             return g * b, g * a
         a2 = a[None, :] if a.ndim == 1 else a
@@ -337,28 +348,31 @@ class Tanh(Function):
         return self.out
 
     def backward(self, g):
-        out = self.out
-        return g * (1 - out * out)
+        grad = 1 - self.out * self.out
+        grad *= g  # in place on our own temporary
+        return grad
 
 
 class Sigmoid(Function):
     """Logistic ``σ(a) = 1 / (1 + exp(-a))``, computed without overflow.
 
-    With ``e = exp(-|a|) ∈ (0, 1]``: ``σ(a) = 1/(1+e)`` for ``a >= 0`` and ``e/(1+e)`` for ``a < 0``, so no
-    exponential overflows and the tails keep full relative precision (``σ(-100) = 3.72e-44`` in float64).
+    Computed as ``σ(a) = exp(min(a, 0)) / (1 + exp(-|a|))``, which is ``1/(1+exp(-a))`` for ``a >= 0`` and
+    ``exp(a)/(1+exp(a))`` for ``a < 0``: both exponents are ≤ 0, so nothing overflows, and the tails keep full
+    relative precision (``σ(-100) = 3.72e-44`` in float64). (No ``where``: it costs more than an ``exp``.)
     Backward: ``∂a = g·σ(a)·(1 - σ(a))`` (from the saved output).
     """
 
     def forward(self, a):
         xp = get_array_module(a)
-        e = xp.exp(-xp.abs(a))
-        r = 1 / (1 + e)
-        self.out = xp.where(a >= 0, r, e * r)
+        self.out = xp.exp(xp.minimum(a, 0)) / (1 + xp.exp(-xp.abs(a)))
         return self.out
 
     def backward(self, g):
         out = self.out
-        return g * (out * (1 - out))
+        grad = 1 - out
+        grad *= out  # in place on our own temporary: σ(1 - σ)
+        grad *= g
+        return grad
 
 
 class ReLU(Function):
@@ -666,8 +680,8 @@ class Stack(Function):
         return get_array_module(arrays[0]).stack(arrays, axis=self.axis)
 
     def backward(self, g):
-        xp = get_array_module(g)
-        return tuple(xp.take(g, i, axis=self.axis) for i in range(g.shape[self.axis]))
+        before = (slice(None),) * self.axis
+        return tuple(g[(*before, i)] for i in range(g.shape[self.axis]))  # views, no copies
 
 
 class Split(Function):
@@ -678,8 +692,10 @@ class Split(Function):
 
     def forward(self, a, bounds, axis):
         self.axis, self.shape, self.dtype = axis, a.shape, a.dtype
-        self.sizes = np.diff([0, *bounds, a.shape[axis]])
-        return tuple(get_array_module(a).split(a, bounds, axis=axis))
+        edges = [0, *bounds, a.shape[axis]]
+        self.sizes = [stop - start for start, stop in zip(edges, edges[1:])]
+        before = (slice(None),) * axis
+        return tuple(a[(*before, slice(start, stop))] for start, stop in zip(edges, edges[1:]))
 
     def backward(self, *grads):
         xp = get_array_module(next(g for g in grads if g is not None))
@@ -687,7 +703,7 @@ class Split(Function):
         for g, size in zip(grads, self.sizes):
             if g is None:
                 shape = list(self.shape)
-                shape[self.axis] = int(size)
+                shape[self.axis] = size
                 g = xp.zeros(shape, dtype=self.dtype)
             full.append(g)
         return xp.concatenate(full, axis=self.axis)
@@ -702,8 +718,8 @@ class Unbind(Function):
 
     def forward(self, a, axis):
         self.axis, self.shape, self.dtype = axis, a.shape, a.dtype
-        xp = get_array_module(a)
-        return tuple(xp.take(a, i, axis=axis) if axis else a[i] for i in range(a.shape[axis]))
+        before = (slice(None),) * axis
+        return tuple(a[(*before, i)] for i in range(a.shape[axis]))  # views of a, no copies
 
     def backward(self, *grads):
         some = next(g for g in grads if g is not None)
@@ -898,7 +914,7 @@ def split(a: Tensor, split_size_or_sections: Any, axis: int = 0) -> tuple[Tensor
         sizes = [int(s) for s in split_size_or_sections]
         if builtins.sum(sizes) != n:
             raise OpError(f"split: sizes {sizes} sum to {builtins.sum(sizes)}, but axis {axis} of {a.shape} has {n}")
-    bounds = list(np.cumsum(sizes)[:-1])
+    bounds = list(itertools.accumulate(sizes[:-1]))
     return Split.apply(a, bounds=bounds, axis=axis)
 
 

@@ -6,6 +6,11 @@ arrays and its ``backward`` turns the gradient of its output(s) into one gradien
 with gradients enabled and some input requires a gradient, the op's Function object is kept as the output's
 ``_ctx``: following ``_ctx.parents`` from a tensor walks the tape backwards.
 
+A Function's ``parents`` are its leaf inputs themselves (their ``.grad`` is where gradients end up) and, for
+inputs with history, an :class:`_Edge`: the Function that produced the input and which of its outputs it was.
+The graph therefore holds no input *arrays*: an intermediate array stays alive only while the user holds it
+or an op saved it for its backward (``tanh`` its output, ``*`` its factors), as in a hand-written BPTT.
+
 ``Tensor.backward`` then
 
 1. orders the reachable Functions topologically with an explicit stack (no recursion, so a 10,000-step
@@ -23,9 +28,12 @@ this file: ``ops`` builds on ``Function`` and ``Tensor``, and ``Tensor`` calls i
 from __future__ import annotations
 
 import contextlib
+import itertools
+import operator
 import os
 import threading
 import traceback
+import weakref
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -161,9 +169,11 @@ class Function:
     ``apply`` runs ``forward`` and, when recording, keeps the Function as the output's ``_ctx``.
     """
 
-    parents: tuple["Tensor", ...] | None
+    parents: tuple["Tensor | _Edge", ...] | None
     n_outputs: int = 1
     creation_stack: list[traceback.FrameSummary] | None = None
+    retained: dict[int, Any] | None = None  # output index -> weak reference to a tensor that retain_grad()
+    seq: int  # creation order of recorded ops: a topological order of the tape (see _topological_order)
 
     def forward(self, *arrays: Any, **options: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -191,26 +201,21 @@ class Function:
             out = fn.forward(*[t.data for t in inputs], **options)
         except (ValueError, IndexError, TypeError) as exc:
             raise _op_error(fn.name, inputs, exc) from exc
-        record = _mode.grad_enabled
-        if record:
-            record = False
+        record = False
+        if _mode.grad_enabled:
             for t in inputs:
                 if t.requires_grad:
                     record = True
                     break
         if _mode.anomaly:
-            outs = out if isinstance(out, tuple) else (out,)
-            if not all(_all_finite(o) for o in outs):
-                raise FloatingPointError(f"anomaly: the forward of '{fn.name}' produced NaN or Inf "
-                                         f"(created at {_creation_site(traceback.extract_stack())})")
-            if record:
-                fn.creation_stack = traceback.extract_stack()[:-1]
+            _check_forward(fn, out, record)
         if not record:
-            if isinstance(out, tuple):
+            if type(out) is tuple:
                 return tuple(Tensor._wrap(o) for o in out)
             return Tensor._wrap(out)
-        fn.parents = inputs
-        if isinstance(out, tuple):
+        fn.parents = tuple([t if t._ctx is None else _Edge(t) for t in inputs])
+        fn.seq = next(_creation_counter)
+        if type(out) is tuple:
             fn.n_outputs = len(out)
             return tuple(Tensor._wrap(o, fn, i) for i, o in enumerate(out))
         return Tensor._wrap(out, fn)
@@ -221,6 +226,36 @@ class Function:
         self.__dict__.clear()
         self.parents = None
         self.n_outputs = n_outputs
+
+
+_creation_counter = itertools.count()
+_by_creation = operator.attrgetter("seq")
+
+
+class _Edge:
+    """What a Function keeps of an input that has history: where its gradient goes.
+
+    That is the Function that produced the input (``_ctx``) and which of its outputs the input was
+    (``_index``), plus the input's shape and dtype, to sum the gradient back and cast it. Not the input's
+    array: see the module docstring.
+    """
+
+    __slots__ = ("_ctx", "_index", "shape", "dtype")
+    requires_grad = True  # only tensors with history get an edge, and those always require grad
+
+    def __init__(self, t: "Tensor"):
+        self._ctx, self._index = t._ctx, t._index
+        self.shape, self.dtype = t.data.shape, t.data.dtype
+
+
+def _check_forward(fn: Function, out: Any, record: bool) -> None:
+    """Anomaly mode: raise if the forward produced NaN or Inf; remember where a recorded op was created."""
+    outs = out if type(out) is tuple else (out,)
+    if not all(_all_finite(o) for o in outs):
+        raise FloatingPointError(f"anomaly: the forward of '{fn.name}' produced NaN or Inf "
+                                 f"(created at {_creation_site(traceback.extract_stack())})")
+    if record:
+        fn.creation_stack = traceback.extract_stack()[:-2]
 
 
 def _describe(t: Any) -> str:
@@ -312,7 +347,7 @@ class Tensor:
         TypeError: ``requires_grad=True`` on a non-floating dtype.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_index", "_retain", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_index", "__weakref__")
     __array_ufunc__ = None  # make `numpy_array * tensor` call Tensor.__rmul__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None):
@@ -322,7 +357,6 @@ class Tensor:
         self.grad: Tensor | None = None
         self._ctx: Function | None = None
         self._index = 0
-        self._retain = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -335,7 +369,6 @@ class Tensor:
         t.grad = None
         t._ctx = ctx
         t._index = index
-        t._retain = False
         t.requires_grad = ctx is not None
         return t
 
@@ -404,9 +437,16 @@ class Tensor:
         return self
 
     def retain_grad(self) -> "Tensor":
-        """Keep ``.grad`` for this non-leaf tensor during ``backward`` (leaves always keep it)."""
-        if self.requires_grad and self._ctx is not None:
-            self._retain = True
+        """Keep ``.grad`` for this non-leaf tensor during ``backward`` (leaves always keep it).
+
+        The Function that produced the tensor remembers it (weakly), and ``backward`` copies the gradient of
+        that output into ``.grad`` once it is complete.
+        """
+        ctx = self._ctx
+        if ctx is not None:
+            if ctx.retained is None:
+                ctx.retained = {}
+            ctx.retained[self._index] = weakref.ref(self)
         return self
 
     def zero_grad(self) -> None:
@@ -664,29 +704,22 @@ _RELEASED = (
 def _topological_order(root: Function) -> list[Function]:
     """Functions reachable from ``root``, each after every Function that consumes its outputs.
 
-    Depth-first post-order with an explicit stack, reversed: no recursion, any depth.
+    An op is always created after the ops that produced its inputs, so the reverse of creation order
+    (``Function.seq``) is such an order: collect the reachable Functions with an explicit stack (no
+    recursion, any depth), then sort them newest first.
     """
-    post_order: list[Function] = []
-    visited: set[int] = set()
-    stack: list[tuple[Function, bool]] = [(root, False)]
+    found = {root}
+    stack = [root]
     while stack:
-        fn, children_done = stack.pop()
-        if children_done:
-            post_order.append(fn)
-            continue
-        if id(fn) in visited:  # reached earlier through another path
-            continue
-        visited.add(id(fn))
-        parents = fn.parents
+        parents = stack.pop().parents
         if parents is None:
             raise RuntimeError(_RELEASED)
-        stack.append((fn, True))
         for parent in parents:
             ctx = parent._ctx
-            if ctx is not None and id(ctx) not in visited:
-                stack.append((ctx, False))
-    post_order.reverse()
-    return post_order
+            if ctx is not None and ctx not in found:
+                found.add(ctx)
+                stack.append(ctx)
+    return sorted(found, key=_by_creation, reverse=True)
 
 
 def _accumulate_leaf(leaf: Tensor, grad: Any) -> None:
@@ -697,6 +730,32 @@ def _accumulate_leaf(leaf: Tensor, grad: Any) -> None:
         leaf.grad.data += grad
 
 
+def _fill_retained(fn: Function, out_grad: Any) -> None:
+    """Add the complete gradient of each retained output of ``fn`` into that tensor's ``.grad``."""
+    grads = (out_grad,) if fn.n_outputs == 1 else out_grad
+    for index, ref in fn.retained.items():
+        t, g = ref(), grads[index]
+        if t is not None and g is not None:
+            _accumulate_leaf(t, g)
+
+
+def _add(previous: Any, g: Any, owned: set[int]) -> Any:
+    """``previous + g`` for a gradient that receives another term.
+
+    A sum made here is held by nobody else until its Function's backward runs, so later terms are added into
+    it in place (``owned`` holds the ids of such sums) instead of allocating one new array per use: a weight
+    used at every one of T time steps gets one buffer, not T.
+    """
+    if previous is None:
+        return g
+    if id(previous) in owned:
+        previous += g
+        return previous
+    total = previous + g
+    owned.add(id(total))
+    return total
+
+
 def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     root_fn = root._ctx
     if root_fn is None:  # a leaf
@@ -705,36 +764,39 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     order = _topological_order(root_fn)
     anomaly = _mode.anomaly
     # pending[fn]: the gradient of fn's output (single-output) or the list of its outputs' gradients
-    pending: dict[int, Any] = {}
+    pending: dict[Function, Any] = {}
     if root_fn.n_outputs == 1:
-        pending[id(root_fn)] = grad
+        pending[root_fn] = grad
     else:
         slots = [None] * root_fn.n_outputs
         slots[root._index] = grad
-        pending[id(root_fn)] = slots
-    if root._retain:
-        root.grad = Tensor._wrap(grad.copy())
+        pending[root_fn] = slots
+    owned: set[int] = set()  # ids of the sums in `pending` that _add made (see there)
     with _set_grad_enabled(False):
         for fn in order:
-            out_grad = pending.pop(id(fn), None)
+            out_grad = pending.pop(fn, None)
+            if owned:  # the sums are passed on from here, and may then be held elsewhere
+                for g in out_grad if type(out_grad) is list else (out_grad,):
+                    owned.discard(id(g))
             if out_grad is None:
                 if not retain_graph:
                     fn.release()
                 continue
+            if fn.retained is not None:
+                _fill_retained(fn, out_grad)
             if fn.n_outputs == 1:
                 in_grads = fn.backward(out_grad)
             else:
                 in_grads = fn.backward(*out_grad)
-            if not isinstance(in_grads, tuple):
+            if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             for parent, g in zip(fn.parents, in_grads):
                 if g is None or not parent.requires_grad:
                     continue
-                data = parent.data
-                if g.shape != data.shape:
-                    g = sum_to(g, data.shape)
-                if g.dtype != data.dtype:
-                    g = g.astype(data.dtype)
+                if g.shape != parent.shape:
+                    g = sum_to(g, parent.shape)
+                if g.dtype != parent.dtype:
+                    g = g.astype(parent.dtype)
                 if anomaly and not _all_finite(g):
                     raise FloatingPointError(
                         f"anomaly: the backward of '{fn.name}' produced NaN or Inf "
@@ -744,21 +806,13 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                 if ctx is None:
                     _accumulate_leaf(parent, g)
                     continue
-                if parent._retain:
-                    if parent.grad is None:
-                        parent.grad = Tensor._wrap(g.copy())
-                    else:
-                        parent.grad.data += g
-                key = id(ctx)
                 if ctx.n_outputs == 1:
-                    previous = pending.get(key)
-                    pending[key] = g if previous is None else previous + g
+                    pending[ctx] = _add(pending.get(ctx), g, owned)
                 else:
-                    slots = pending.get(key)
+                    slots = pending.get(ctx)
                     if slots is None:
-                        slots = pending[key] = [None] * ctx.n_outputs
-                    previous = slots[parent._index]
-                    slots[parent._index] = g if previous is None else previous + g
+                        slots = pending[ctx] = [None] * ctx.n_outputs
+                    slots[parent._index] = _add(slots[parent._index], g, owned)
             if not retain_graph:
                 fn.release()
 

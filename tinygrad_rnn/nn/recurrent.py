@@ -64,9 +64,11 @@ def _rnn_relu_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None
 
 def _lstm_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> State:
     h, c = state
-    i, f, g, o = ops.chunk(xw + h @ w_hh_t, 4, axis=-1)
-    c_new = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-    h_new = ops.sigmoid(o) * ops.tanh(c_new)
+    H = h.shape[-1]
+    a_if, a_g, a_o = ops.split(xw + h @ w_hh_t, [2 * H, H, H], axis=-1)
+    i, f = ops.chunk(ops.sigmoid(a_if), 2, axis=-1)  # i and f are adjacent: one sigmoid for both
+    c_new = f * c + i * ops.tanh(a_g)
+    h_new = ops.sigmoid(a_o) * ops.tanh(c_new)
     return h_new, c_new
 
 
@@ -75,10 +77,10 @@ def _gru_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> 
     hw = h @ w_hh_t
     if b_hh is not None:
         hw = hw + b_hh
-    x_r, x_z, x_n = ops.chunk(xw, 3, axis=-1)
-    h_r, h_z, h_n = ops.chunk(hw, 3, axis=-1)
-    r = ops.sigmoid(x_r + h_r)
-    z = ops.sigmoid(x_z + h_z)
+    H = h.shape[-1]
+    x_rz, x_n = ops.split(xw, [2 * H, H], axis=-1)
+    h_rz, h_n = ops.split(hw, [2 * H, H], axis=-1)
+    r, z = ops.chunk(ops.sigmoid(x_rz + h_rz), 2, axis=-1)  # r and z are adjacent: one sigmoid for both
     n = ops.tanh(x_n + r * h_n)
     return (n + z * (h - n),)  # = (1 - z) ⊙ n + z ⊙ h
 
