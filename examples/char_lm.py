@@ -37,6 +37,7 @@ except ImportError:  # the progress bar is optional: pip install tinygrad_rnn[ex
     tqdm = None
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+SAVED_SETTINGS = ("cell", "embed_size", "hidden_size", "num_layers")  # stored in the checkpoint
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -136,22 +137,22 @@ def sample(model: CharLM, vocab: list[str], prompt: str, length: int, temperatur
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--cell", choices=sorted(CELLS), default="lstm")
+    p.add_argument("--cell", choices=sorted(CELLS), default="lstm", help="recurrent layer")
     p.add_argument("--data", help="a UTF-8 text file (default: the Python docs shipped with CPython)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", default="runs/char_lm", help="folder for the checkpoint and the sample")
     p.add_argument("--steps", type=int, default=600, help="training steps (chunks)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="parallel streams of text")
     p.add_argument("--seq-len", type=int, default=64, help="truncated-BPTT length (characters per chunk)")
-    p.add_argument("--embed-size", type=int, default=32)
-    p.add_argument("--hidden-size", type=int, default=128)
-    p.add_argument("--num-layers", type=int, default=1)
+    p.add_argument("--embed-size", type=int, default=32, help="character embedding size")
+    p.add_argument("--hidden-size", type=int, default=128, help="recurrent hidden size")
+    p.add_argument("--num-layers", type=int, default=1, help="stacked recurrent layers")
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
     p.add_argument("--clip", type=float, default=1.0, help="max global gradient norm")
     p.add_argument("--max-chars", type=int, default=0, help="use only the first N characters (0: all)")
-    p.add_argument("--sample-len", type=int, default=300)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-len", type=int, default=300, help="characters to sample at the end")
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the sampler")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 100 steps instead)")
     return p.parse_args(argv)
@@ -159,19 +160,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    for name in ("steps", "batch_size", "seq_len", "embed_size", "hidden_size", "num_layers", "sample_len"):
+        if getattr(args, name) < (0 if name in ("steps", "sample_len") else 1):
+            raise SystemExit(f"char_lm.py: --{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    device = tg.backend.normalize_device(args.device)
+    try:
+        device = tg.backend.normalize_device(args.device)
+    except tg.DeviceError as exc:
+        raise SystemExit(f"char_lm.py: {exc}") from None
 
     if args.data:
-        with open(args.data, encoding="utf-8") as f:
-            text, source = f.read(), args.data
+        try:
+            with open(args.data, encoding="utf-8") as f:
+                text, source = f.read(), args.data
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SystemExit(f"char_lm.py: cannot read --data {args.data}: {exc}") from None
     else:
         text, source = default_text()
     if args.max_chars:
         text = text[: args.max_chars]
     checkpoint = os.path.join(args.out, "checkpoint.npz")
-    saved = load(checkpoint) if args.resume else None
+    saved = None
+    if args.resume:
+        if not os.path.exists(checkpoint):
+            raise SystemExit(f"char_lm.py: --resume: no checkpoint at {checkpoint}")
+        saved = load(checkpoint)
+        for name in SAVED_SETTINGS:  # the architecture comes from the checkpoint
+            setattr(args, name, saved[name].item())
     vocab = [chr(c) for c in saved["vocab"]] if saved is not None else sorted(set(text))
     index = {ch: i for i, ch in enumerate(vocab)}
     ids = np.array([index.get(ch, 0) for ch in text], dtype=np.int64)
@@ -226,11 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     valid_after = evaluate(model, valid, args.seq_len, device)
-    first = float(np.mean(losses[:10]))
-    last = float(np.mean(losses[-50:]))
-    print(f"\ntrained {args.steps} steps in {elapsed:.1f} s ({1000 * elapsed / args.steps:.0f} ms/step)")
-    print(f"train loss: first 10 steps {first:.3f}, last 50 steps {last:.3f} nats/char "
-          f"(perplexity {math.exp(first):.1f} -> {math.exp(last):.1f})")
+    if losses:
+        n_first, n_last = min(10, len(losses)), min(50, len(losses))
+        first, last = float(np.mean(losses[:n_first])), float(np.mean(losses[-n_last:]))
+        print(f"\ntrained {args.steps} steps in {elapsed:.1f} s ({1000 * elapsed / args.steps:.0f} ms/step)")
+        print(f"train loss: first {n_first} steps {first:.3f}, last {n_last} steps {last:.3f} nats/char "
+              f"(perplexity {math.exp(first):.1f} -> {math.exp(last):.1f})")
     print(f"validation loss: {valid_before:.3f} -> {valid_after:.3f} nats/char")
     print(f"unigram character entropy: {entropy:.3f} nats/char "
           f"({'below' if valid_after < entropy else 'NOT below'} it by {entropy - valid_after:.3f})")
@@ -243,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     state_out.update({f"optim.{k}": v for k, v in opt.state_dict().items()})
     state_out["vocab"] = np.array([ord(ch) for ch in vocab], dtype=np.int32)
     state_out["step"] = np.array(step0 + args.steps)
+    for name in SAVED_SETTINGS:
+        state_out[name] = np.array(getattr(args, name))
     save(state_out, checkpoint)
     with open(os.path.join(args.out, "sample.txt"), "w", encoding="utf-8") as f:
         f.write(text_out)

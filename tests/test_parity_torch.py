@@ -28,6 +28,11 @@ DTYPES = [np.float64, np.float32]
 KINDS = ["RNN_tanh", "RNN_relu", "LSTM", "GRU"]
 
 
+def list_product(*iterables):
+    """``itertools.product`` as a list (pytest wants a sequence, not an iterator)."""
+    return list(itertools.product(*iterables))
+
+
 def rel_err(ours, ref) -> float:
     """``max|ours - ref| / max|ref|`` (``max|ours|`` when ``ref`` is all zeros); shapes must match."""
     ours = ours.numpy() if isinstance(ours, tg.Tensor) else np.asarray(ours)
@@ -114,7 +119,7 @@ def cell_errors(kind: str, bias: bool, batched: bool, given: bool, dtype, seed: 
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("kind,bias,batched,given", itertools.product(KINDS, [True, False], [True, False],
+@pytest.mark.parametrize("kind,bias,batched,given", list_product(KINDS, [True, False], [True, False],
                                                                       [True, False]))
 def test_cell_matches_torch(kind, bias, batched, given, dtype):
     check(cell_errors(kind, bias, batched, given, dtype), dtype)
@@ -210,7 +215,7 @@ def test_torch_tensors_load_directly_and_our_state_dict_loads_into_torch(kind):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("bias,lead", itertools.product([True, False], [(), (5,), (2, 3)]))
+@pytest.mark.parametrize("bias,lead", list_product([True, False], [(), (5,), (2, 3)]))
 def test_linear_matches_torch(bias, lead, dtype):
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
@@ -240,7 +245,7 @@ def test_embedding_matches_torch(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("reduction,ignore_index", itertools.product(["mean", "sum", "none"], [-100, 2]))
+@pytest.mark.parametrize("reduction,ignore_index", list_product(["mean", "sum", "none"], [-100, 2]))
 def test_cross_entropy_matches_torch(reduction, ignore_index, dtype):
     rng = np.random.default_rng(0)
     logits = (rng.standard_normal((6, 5)) * 4).astype(dtype)
@@ -295,7 +300,7 @@ def test_sgd_matches_torch(config, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("weight_decay,amsgrad", itertools.product([0.0, 0.1], [False, True]))
+@pytest.mark.parametrize("weight_decay,amsgrad", list_product([0.0, 0.1], [False, True]))
 def test_adam_matches_torch(weight_decay, amsgrad, dtype):
     config = {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": weight_decay, "amsgrad": amsgrad}
     check(optimizer_errors(lambda p: torch.optim.Adam(p, **config), lambda p: optim.Adam(p, **config), dtype,
@@ -303,7 +308,7 @@ def test_adam_matches_torch(weight_decay, amsgrad, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("norm_type,max_norm", itertools.product([2.0, math.inf, 1.0], [0.5, 1e3]))
+@pytest.mark.parametrize("norm_type,max_norm", list_product([2.0, math.inf, 1.0], [0.5, 1e3]))
 def test_clip_grad_norm_matches_torch(norm_type, max_norm, dtype):
     rng = np.random.default_rng(0)
     grads = [rng.standard_normal(s).astype(dtype) for s in SHAPES]

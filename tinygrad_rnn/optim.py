@@ -29,6 +29,12 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Tensor]):
         self.params = list(params)
+        for p in self.params:
+            if not isinstance(p, Tensor):
+                hint = " (parameter groups as dicts are not supported: pass the parameters)" if isinstance(p, dict) else ""
+                raise TypeError(f"{type(self).__name__}: expected Parameters/Tensors, got {type(p).__name__}{hint}")
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: a tensor of shape {p.shape} does not require grad")
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         if len({id(p) for p in self.params}) != len(self.params):

@@ -38,6 +38,8 @@ def save(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"save: cannot write {path!r}: the folder {folder!r} does not exist")
     arrays = {name: _as_numpy(value) for name, value in state.items()}
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
     try:
