@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-try:  # optional dependency: pip install tinygrad_rnn[cuda]
+try:  # optional dependency: the "cuda" extra (cupy-cuda12x)
     import cupy as _cupy
 
     _CUPY_IMPORT_ERROR: BaseException | None = None
@@ -48,7 +48,7 @@ def cuda_unavailable_reason() -> str | None:
     if _cupy is None:
         return (
             f"CuPy could not be imported ({type(_CUPY_IMPORT_ERROR).__name__}: {_CUPY_IMPORT_ERROR}); "
-            "install it with `pip install tinygrad_rnn[cuda]` (cupy-cuda12x) on a machine with an NVIDIA GPU"
+            "install CuPy (`pip install cupy-cuda12x`, or `pip install -e ".[cuda]"` in a clone) on a machine with an NVIDIA GPU"
         )
     try:
         n = _cupy.cuda.runtime.getDeviceCount()
