@@ -48,7 +48,7 @@ def cuda_unavailable_reason() -> str | None:
     if _cupy is None:
         return (
             f"CuPy could not be imported ({type(_CUPY_IMPORT_ERROR).__name__}: {_CUPY_IMPORT_ERROR}); "
-            "install CuPy (`pip install cupy-cuda12x`, or `pip install -e ".[cuda]"` in a clone) on a machine with an NVIDIA GPU"
+            "install CuPy (`pip install cupy-cuda12x`, or `pip install -e \".[cuda]\"` in a clone) on a machine with an NVIDIA GPU"
         )
     try:
         n = _cupy.cuda.runtime.getDeviceCount()
