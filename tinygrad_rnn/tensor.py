@@ -197,23 +197,34 @@ class Function:
                 and every input's shape, dtype and device.
         """
         fn = cls()
-        try:
-            out = fn.forward(*[t.data for t in inputs], **options)
+        try:  # most ops take one or two inputs and no options: call forward without building a list (hot path)
+            if options or len(inputs) > 2:
+                out = fn.forward(*[t.data for t in inputs], **options)
+            elif len(inputs) == 2:
+                out = fn.forward(inputs[0].data, inputs[1].data)
+            else:
+                out = fn.forward(inputs[0].data)
         except (ValueError, IndexError, TypeError) as exc:
             raise _op_error(fn.name, inputs, exc) from exc
+        mode = _mode
         record = False
-        if _mode.grad_enabled:
+        if mode.grad_enabled:
             for t in inputs:
                 if t.requires_grad:
                     record = True
                     break
-        if _mode.anomaly:
+        if mode.anomaly:
             _check_forward(fn, out, record)
         if not record:
             if type(out) is tuple:
                 return tuple(Tensor._wrap(o) for o in out)
             return Tensor._wrap(out)
-        fn.parents = tuple([t if t._ctx is None else _Edge(t) for t in inputs])
+        # the graph keeps leaf inputs themselves and, for the others, an _Edge (not their arrays)
+        if len(inputs) == 2:
+            a, b = inputs
+            fn.parents = (a if a._ctx is None else _Edge(a), b if b._ctx is None else _Edge(b))
+        else:
+            fn.parents = tuple([t if t._ctx is None else _Edge(t) for t in inputs])
         fn.seq = next(_creation_counter)
         if type(out) is tuple:
             fn.n_outputs = len(out)
@@ -225,10 +236,12 @@ class Function:
         n_outputs = self.n_outputs
         self.__dict__.clear()
         self.parents = None
-        self.n_outputs = n_outputs
+        if n_outputs != 1:  # (1 is the class default)
+            self.n_outputs = n_outputs
 
 
 _creation_counter = itertools.count()
+_new_object = object.__new__  # Tensor._wrap's constructor, without Tensor.__init__'s conversions
 _by_creation = operator.attrgetter("seq")
 
 
@@ -364,7 +377,7 @@ class Tensor:
     @classmethod
     def _wrap(cls, data: Any, ctx: Function | None = None, index: int = 0) -> "Tensor":
         """Fast constructor for op outputs: no conversion, no checks."""
-        t = cls.__new__(cls)
+        t = _new_object(cls)
         t.data = data
         t.grad = None
         t._ctx = ctx
@@ -795,7 +808,7 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                     continue
                 if g.shape != parent.shape:
                     g = sum_to(g, parent.shape)
-                if g.dtype != parent.dtype:
+                if g.dtype is not parent.dtype and g.dtype != parent.dtype:
                     g = g.astype(parent.dtype)
                 if anomaly and not _all_finite(g):
                     raise FloatingPointError(
@@ -807,7 +820,8 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                     _accumulate_leaf(parent, g)
                     continue
                 if ctx.n_outputs == 1:
-                    pending[ctx] = _add(pending.get(ctx), g, owned)
+                    previous = pending.get(ctx)
+                    pending[ctx] = g if previous is None else _add(previous, g, owned)
                 else:
                     slots = pending.get(ctx)
                     if slots is None:

@@ -72,13 +72,14 @@ def _lstm_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None) ->
     return h_new, c_new
 
 
-def _gru_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> State:
+def _gru_step(xw: Tensor | tuple[Tensor, Tensor], state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> State:
+    # xw: this step's input projection, or its (r, z) and n parts when the layer split all steps at once
     h = state[0]
     hw = h @ w_hh_t
     if b_hh is not None:
         hw = hw + b_hh
     H = h.shape[-1]
-    x_rz, x_n = ops.split(xw, [2 * H, H], axis=-1)
+    x_rz, x_n = xw if isinstance(xw, tuple) else ops.split(xw, [2 * H, H], axis=-1)
     h_rz, h_n = ops.split(hw, [2 * H, H], axis=-1)
     r, z = ops.chunk(ops.sigmoid(x_rz + h_rz), 2, axis=-1)  # r and z are adjacent: one sigmoid for both
     n = ops.tanh(x_n + r * h_n)
@@ -307,7 +308,13 @@ class _RecurrentLayer(Module):
         """Run one direction of one layer over x (T, B, in); returns outputs (T, B, H) and the final state."""
         _, step, fold = _KINDS[self.mode]
         w_ih, w_hh, b_ih, b_hh = self._weights(sfx)
-        steps = _project(x, w_ih, b_ih, b_hh, fold).unbind(0)
+        xw = _project(x, w_ih, b_ih, b_hh, fold)
+        if self.mode == "GRU":  # split the (r, z) and n parts once for all steps, not once per step
+            H = self.hidden_size
+            x_rz, x_n = ops.split(xw, [2 * H, H], axis=-1)
+            steps = list(zip(x_rz.unbind(0), x_n.unbind(0)))
+        else:
+            steps = xw.unbind(0)
         w_hh_t = w_hh.T
         outputs: list[Tensor | None] = [None] * len(steps)
         order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
