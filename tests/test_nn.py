@@ -14,7 +14,7 @@ import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn, serialization
-from tinygrad_rnn.tensor import OpError
+from tinygrad_rnn.tensor import OpError, Tensor
 
 LAYERS = ["RNN", "LSTM", "GRU"]
 
@@ -414,3 +414,31 @@ def test_save_into_a_missing_folder_raises(tmp_path):
     with pytest.raises(OSError):
         make_layer("RNN", 2, 3).save(tmp_path / "missing" / "x.npz")
     assert os.listdir(tmp_path) == []
+
+
+def test_pad_sequences_is_differentiable_through_its_inputs():
+    emb = nn.Embedding(10, 4, dtype=np.float64)
+    padded, lengths = nn.pad_sequences([emb(Tensor([1, 2, 3])), emb(Tensor([4, 5]))], batch_first=True)
+    assert padded.shape == (2, 3, 4) and lengths.tolist() == [3, 2]
+    (padded * padded).sum().backward()
+    expected = np.zeros((10, 4))
+    for i in (1, 2, 3, 4, 5):
+        expected[i] = 2 * emb.weight.numpy()[i]
+    np.testing.assert_allclose(emb.weight.grad.numpy(), expected)
+
+
+def test_nan_in_padding_does_not_reach_the_gradients():
+    gru = nn.GRU(2, 3, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((4, 2, 2))
+    x[3, 1] = np.nan  # past the end of sequence 1
+    out, _ = gru(Tensor(x), lengths=[4, 3])
+    out.sum().backward()
+    assert all(np.isfinite(p.grad.numpy()).all() for p in gru.parameters())
+
+
+def test_a_tuple_state_for_a_gru_and_integer_input_raise_clearly():
+    gru = nn.GRU(2, 3)
+    with pytest.raises(OpError, match=r"GRU: expected hx to be one tensor.*got a tuple"):
+        gru(tg.randn(4, 2, 2), (tg.zeros(1, 2, 3),))
+    with pytest.raises(OpError, match=r"LSTM: expected a floating-point input, got dtype int64"):
+        nn.LSTM(2, 3)(Tensor(np.zeros((3, 2, 2), np.int64)))

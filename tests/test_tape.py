@@ -336,3 +336,23 @@ def test_5000_step_rnn_layer(device):
     np.testing.assert_allclose(out.numpy()[:, 0], hs, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(grad_of(rnn.weight_hh_l0), expected["w_hh"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(grad_of(rnn.weight_ih_l0), expected["w_ih"], rtol=1e-10, atol=1e-12)
+
+
+def test_tensor_copies_its_source_array_so_later_writes_do_not_reach_the_tape():
+    buffer = np.array([1.0, 2.0], dtype=np.float32)
+    w = Tensor([3.0, 3.0], requires_grad=True)
+    loss = (w * Tensor(buffer)).sum()
+    buffer[:] = 100.0
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, 2.0])
+
+
+def test_iterating_a_tensor_yields_rows_on_one_node_and_numpy_conversions_work():
+    x = Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    rows = list(x)
+    assert [r.shape for r in rows] == [(2,)] * 3
+    (rows[0] * 1 + rows[2] * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[1, 1], [0, 0], [3, 3]])
+    np.testing.assert_array_equal(np.asarray(x), np.arange(6.0).reshape(3, 2))
+    assert float(Tensor([2.5])) == 2.5 and int(Tensor(7)) == 7
+    assert Tensor([Tensor(1.0), Tensor(2.0)]).dtype == np.float32

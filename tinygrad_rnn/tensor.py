@@ -313,35 +313,31 @@ def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
 
 
 def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
-    """Turn user data into a backend array, applying the default-dtype rules of DESIGN §3."""
-    xp_src = get_array_module(data)
-    is_array = isinstance(data, (np.ndarray, np.generic)) or xp_src is not np
-    if hasattr(data, "__array__") and not is_array and hasattr(data, "numpy"):  # e.g. a CPU torch tensor
-        data = np.asarray(data)
-        is_array = True
-    if is_array:
-        array = data
-        if dtype is not None:
-            array = get_array_module(array).asarray(array, dtype=dtype)
+    """A new backend array (always a copy) from user data, with the default-dtype rules of DESIGN §3."""
+    if hasattr(data, "detach") and hasattr(data, "numpy"):  # a CPU torch tensor
+        data = data.detach().numpy()
+    xp = get_array_module(data)
+    if isinstance(data, (np.ndarray, np.generic)) or xp is not np:
+        array = xp.array(data, dtype=dtype, copy=True)  # arrays keep their dtype
     else:
-        array = np.asarray(data, dtype=dtype)
-        if dtype is None:
-            if array.dtype.kind == "f":
-                array = array.astype(DEFAULT_FLOAT)
-            elif array.dtype.kind in "iu":
-                array = array.astype(np.int64)
+        array = np.array(data, dtype=dtype)
+        if dtype is None and array.dtype.kind == "f":
+            array = array.astype(DEFAULT_FLOAT)
+        elif dtype is None and array.dtype.kind in "iu":
+            array = array.astype(np.int64)
+        elif array.dtype == object:
+            raise TypeError(f"cannot make a tensor from {type(data).__name__} of mixed or non-numeric items")
     if device is not None:
         array = to_device(array, device)
-    elif not is_array:
-        pass
-    return get_array_module(array).asarray(array)
+    return array
 
 
 class Tensor:
     """An n-dimensional array on a device, recording the ops applied to it.
 
     Args:
-        data: a Python scalar or (nested) list, a NumPy or CuPy array, or another Tensor (its data is shared).
+        data: a Python scalar or (nested) list, a NumPy or CuPy array, or another Tensor; always copied
+            (as ``torch.tensor``), so later writes to the source do not reach the tape.
             Python floats become float32 (the default dtype), Python ints int64, bools bool; arrays keep
             their dtype.
         requires_grad: if True, ``backward`` fills ``.grad`` for this tensor. Only floating-point tensors
@@ -425,6 +421,23 @@ class Tensor:
         if self.requires_grad:
             extra += ", requires_grad=True"
         return f"Tensor({body}{extra})"
+
+    def __iter__(self) -> Iterator["Tensor"]:
+        """The slices along the first axis (one ``unbind`` node on the tape)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(_ops.unbind(self, 0))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """``numpy.asarray(tensor)``: the values as a NumPy array (copied from the GPU if needed)."""
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
 
     def __hash__(self) -> int:
         return id(self)

@@ -263,6 +263,9 @@ class _RecurrentLayer(Module):
             expected = layout.replace("I)", f"{self.input_size})")
             raise OpError(f"{name}: expected input of shape {expected} or (T, {self.input_size}) unbatched "
                           f"(input_size={self.input_size}), got shape {tuple(x.shape)}")
+        if x.dtype.kind != "f":
+            raise OpError(f"{name}: expected a floating-point input, got dtype {x.dtype} "
+                          "(integer ids go through nn.Embedding first)")
         if x.ndim == 2 and lengths is not None:
             raise OpError(f"{name}: lengths needs a batched input {layout}, got unbatched shape {tuple(x.shape)}")
         if x.shape[0 if x.ndim == 2 or not self.batch_first else 1] == 0:
@@ -363,8 +366,13 @@ class _RecurrentLayer(Module):
             states = list(zip(self._initial_states(h0, batch, batched, x, "h0"),
                               self._initial_states(c0, batch, batched, x, "c0")))
         else:
+            if isinstance(hx, (tuple, list)) and hx and isinstance(hx[0], Tensor):
+                raise OpError(f"{type(self).__name__}: expected hx to be one tensor of shape "
+                              f"(num_layers*num_directions, batch, hidden_size), got a {type(hx).__name__}")
             states = [(h,) for h in self._initial_states(hx, batch, batched, x, "hx")]
         mask = self._mask(lengths, steps, batch, x)
+        if mask is not None:  # padding never reaches the arithmetic, so even NaN padding is harmless
+            x = ops.where(mask, x, 0.0)
         finals: list[State] = []
         layer_input = x
         for layer in range(self.num_layers):
@@ -404,7 +412,7 @@ class _RecurrentLayer(Module):
 class RNN(_RecurrentLayer):
     """Elman RNN over a sequence, as ``torch.nn.RNN`` (``nonlinearity='tanh'`` or ``'relu'``).
 
-    Args: as :class:`LSTM`, plus ``nonlinearity``. Call: ``output, h_n = rnn(x, h0=None, lengths=None)``.
+    Args: as :class:`LSTM`, plus ``nonlinearity``. Call: ``output, h_n = rnn(x, hx=None, lengths=None)``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
@@ -438,7 +446,7 @@ class LSTM(_RecurrentLayer):
 class GRU(_RecurrentLayer):
     """Gated recurrent unit over a sequence, as ``torch.nn.GRU`` (gate order r, z, n; PyTorch's form).
 
-    Args: as :class:`LSTM`. Call: ``output, h_n = gru(x, h0=None, lengths=None)``.
+    Args: as :class:`LSTM`. Call: ``output, h_n = gru(x, hx=None, lengths=None)``.
     """
 
     mode = "GRU"
@@ -452,29 +460,39 @@ def pad_sequences(sequences: Sequence[Any], batch_first: bool = False, padding_v
         sequences: B arrays or Tensors of shape (L_b, *features), in any order of length.
         batch_first: return (B, T, *features) instead of (T, B, *features), T = max L_b.
         padding_value: the value written past each sequence's end.
+        dtype, device: of the result (default: the sequences' promoted dtype, and their device).
 
     Returns:
-        ``(padded, lengths)``: a Tensor (no history) and an int64 NumPy array (B,) ready for the ``lengths``
-        argument of :class:`RNN`/:class:`LSTM`/:class:`GRU`. (``torch.nn.utils.rnn.pad_sequence`` returns
-        only the first.)
+        ``(padded, lengths)``: a Tensor and an int64 NumPy array (B,) ready for the ``lengths`` argument of
+        :class:`RNN`/:class:`LSTM`/:class:`GRU`. Padding is ``concat`` + ``stack`` on the tape, so gradients
+        flow back into Tensor sequences (e.g. embeddings). (``torch.nn.utils.rnn.pad_sequence`` returns only
+        the first.)
 
     Raises:
         ValueError: an empty list, an empty sequence, or sequences whose feature shapes differ.
     """
     if not sequences:
         raise ValueError("pad_sequences: needs at least one sequence")
-    arrays = [to_numpy(s.data if isinstance(s, Tensor) else s) for s in sequences]
-    features = arrays[0].shape[1:]
-    for i, a in enumerate(arrays):
-        if a.ndim == 0 or a.shape[0] == 0:
-            raise ValueError(f"pad_sequences: sequence {i} is empty or 0-d (shape {a.shape})")
-        if a.shape[1:] != features:
-            raise ValueError(f"pad_sequences: sequence {i} has features {a.shape[1:]}, expected {features}")
-    lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
-    out_dtype = dtype or np.result_type(*arrays)
-    padded = np.full((len(arrays), int(lengths.max()), *features), padding_value, dtype=out_dtype)
-    for i, a in enumerate(arrays):
-        padded[i, : a.shape[0]] = a
-    if not batch_first:
-        padded = np.ascontiguousarray(np.swapaxes(padded, 0, 1))
-    return Tensor(padded, device=device), lengths
+    tensors = []
+    for i, s in enumerate(sequences):
+        t = s if isinstance(s, Tensor) else Tensor(s)
+        if device is not None:
+            t = t.to(device)
+        if dtype is not None:
+            t = t.astype(dtype)
+        if t.ndim == 0 or t.shape[0] == 0:
+            raise ValueError(f"pad_sequences: sequence {i} is empty or 0-d (shape {t.shape})")
+        if tensors and t.shape[1:] != tensors[0].shape[1:]:
+            raise ValueError(f"pad_sequences: sequence {i} has features {t.shape[1:]}, "
+                             f"expected {tensors[0].shape[1:]}")
+        tensors.append(t)
+    lengths = np.array([t.shape[0] for t in tensors], dtype=np.int64)
+    steps = int(lengths.max())
+    rows = []
+    for t in tensors:
+        if t.shape[0] < steps:
+            xp = get_array_module(t.data)
+            pad = Tensor._wrap(xp.full((steps - t.shape[0], *t.shape[1:]), padding_value, dtype=t.dtype))
+            t = ops.concat([t, pad], axis=0)
+        rows.append(t)
+    return ops.stack(rows, axis=0 if batch_first else 1), lengths
