@@ -665,7 +665,7 @@ class Concat(Function):
 
     def forward(self, *arrays, axis):
         self.axis = axis % arrays[0].ndim
-        self.bounds = np.cumsum([x.shape[self.axis] for x in arrays])[:-1]
+        self.bounds = tuple(itertools.accumulate(x.shape[self.axis] for x in arrays[:-1]))  # Python ints
         return get_array_module(arrays[0]).concatenate(arrays, axis=self.axis)
 
     def backward(self, g):
@@ -693,7 +693,7 @@ class Split(Function):
     def forward(self, a, bounds, axis):
         self.axis, self.shape, self.dtype = axis, a.shape, a.dtype
         edges = [0, *bounds, a.shape[axis]]
-        self.sizes = [stop - start for start, stop in zip(edges, edges[1:])]
+        self.sizes = tuple(stop - start for start, stop in zip(edges, edges[1:]))
         before = (slice(None),) * axis
         return tuple(a[(*before, slice(start, stop))] for start, stop in zip(edges, edges[1:]))
 
