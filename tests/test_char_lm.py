@@ -1,6 +1,5 @@
 """The main example end to end on a tiny budget: it trains, samples, checkpoints and resumes."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -9,16 +8,10 @@ import pytest
 EXAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "char_lm.py")
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location("char_lm", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_char_lm_trains_checkpoints_and_resumes(tmp_path, capsys, cell):
-    char_lm = _load_example()
+def test_char_lm_trains_checkpoints_and_resumes(tmp_path, capsys, cell, load_example):
+    char_lm = load_example("char_lm")
     text = tmp_path / "text.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 200, encoding="utf-8")
     args = ["--data", str(text), "--cell", cell, "--steps", "40", "--batch-size", "4", "--seq-len", "16",
@@ -39,7 +32,7 @@ def test_char_lm_trains_checkpoints_and_resumes(tmp_path, capsys, cell):
     assert int(np.load(tmp_path / "run" / "checkpoint.npz")["step"]) == 45
 
 
-def test_unigram_entropy_of_a_uniform_text_is_log_of_its_vocabulary():
-    char_lm = _load_example()
+def test_unigram_entropy_of_a_uniform_text_is_log_of_its_vocabulary(load_example):
+    char_lm = load_example("char_lm")
     ids = np.arange(1000) % 4
     assert char_lm.unigram_entropy(ids, 4) == pytest.approx(np.log(4), rel=1e-12)

@@ -1,21 +1,13 @@
 """The smaller examples run end to end on a tiny budget and write what they promise."""
 
-import importlib.util
 import os
 
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
 
 
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-def test_vanishing_gradients_rnn_decays_and_open_forget_gate_does_not(tmp_path, capsys):
+def test_vanishing_gradients_rnn_decays_and_open_forget_gate_does_not(tmp_path, capsys, load_example):
     pytest.importorskip("matplotlib")
     example = load_example("vanishing_gradients")
     assert example.main(["--steps", "60", "--batch", "4", "--hidden-size", "16", "--out", str(tmp_path)]) == 0
@@ -27,7 +19,7 @@ def test_vanishing_gradients_rnn_decays_and_open_forget_gate_does_not(tmp_path, 
     assert lstm_open > 1e3 * lstm               # an open forget gate carries the gradient back
 
 
-def test_article_check_example_passes():
+def test_article_check_example_passes(load_example):
     assert load_example("article_check").main is not None
     from tinygrad_rnn.article_check import main
 

@@ -8,23 +8,16 @@ import os
 import numpy as np
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
 
 
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-def test_sunspot_data_is_the_yearly_series():
+def test_sunspot_data_is_the_yearly_series(load_example):
     years, spots = load_example("sunspots").load_sunspots()
     assert years[0] == 1700 and years[-1] == 2008 and len(years) == 309
     assert np.all(np.diff(years) == 1) and spots.min() >= 0 and 150 < spots.max() < 200
 
 
-def test_sunspots_lstm_beats_persistence(tmp_path, capsys):
+def test_sunspots_lstm_beats_persistence(tmp_path, capsys, load_example):
     example = load_example("sunspots")
     plot = importlib.util.find_spec("matplotlib") is not None
     args = ["--epochs", "30", "--hidden-size", "16", "--window", "12", "--lr", "1e-2", "--no-progress",
@@ -45,7 +38,7 @@ def test_sunspots_lstm_beats_persistence(tmp_path, capsys):
         assert (tmp_path / "sunspots.png").stat().st_size > 20_000
 
 
-def test_token_tags_come_from_whole_file_tokenization():
+def test_token_tags_come_from_whole_file_tokenization(load_example):
     tagger = load_example("tag_python_tokens")
     source = 'x = 1  # hi\ns = """a\nb"""\ny = f"{x}!" + x.y\n'
     tagged = tagger.tag_source(source)
@@ -59,7 +52,7 @@ def test_token_tags_come_from_whole_file_tokenization():
     ]
 
 
-def test_bidirectional_tagger_learns_and_beats_left_to_right_on_strings(tmp_path, capsys):
+def test_bidirectional_tagger_learns_and_beats_left_to_right_on_strings(tmp_path, capsys, load_example):
     tagger = load_example("tag_python_tokens")
     args = ["--packages", "json", "--test-every", "2", "--max-len", "40", "--epochs", "2", "--lr", "2e-2",
             "--batch-size", "16", "--compare", "--show", "2", "--no-progress", "--out", str(tmp_path)]
