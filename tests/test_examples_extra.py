@@ -3,12 +3,9 @@
 import csv
 import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
-
-
 
 
 def test_sunspot_data_is_the_yearly_series(load_example):
