@@ -15,16 +15,22 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tinygrad_rnn.backend import to_numpy
+from tinygrad_rnn.backend import get_array_module, to_numpy
+from tinygrad_rnn.tensor import Tensor
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "as_array"]
 
 
-def _as_numpy(value: Any) -> np.ndarray:
-    data = getattr(value, "data", value)
-    if hasattr(data, "detach"):  # a torch tensor
-        data = data.detach().cpu().numpy()
-    return to_numpy(data)
+def as_array(value: Any) -> Any:
+    """The array behind a state-dict value: a Tensor's backend array, a NumPy/CuPy array as it is, a
+    (CPU) PyTorch tensor as NumPy, or ``numpy.asarray`` of anything else."""
+    if isinstance(value, Tensor):
+        return value.data
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        return value.detach().cpu().numpy()
+    if get_array_module(value) is not np:
+        return value
+    return np.asarray(value)
 
 
 def save(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
@@ -40,7 +46,7 @@ def save(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: cannot write {path!r}: the folder {folder!r} does not exist")
-    arrays = {name: _as_numpy(value) for name, value in state.items()}
+    arrays = {name: to_numpy(as_array(value)) for name, value in state.items()}
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -6,8 +6,6 @@ import os
 from collections import OrderedDict
 from typing import Any, Iterator, Mapping
 
-import numpy as np
-
 from tinygrad_rnn import serialization
 from tinygrad_rnn.backend import get_array_module, normalize_device, to_device
 from tinygrad_rnn.tensor import Tensor
@@ -160,7 +158,7 @@ class Module:
         for name, value in state_dict.items():
             if name not in own:
                 continue
-            array = _value_to_array(value)
+            array = serialization.as_array(value)
             if tuple(array.shape) != tuple(own[name].shape):
                 mis_shaped.append(f"{name}: expected {tuple(own[name].shape)}, got {tuple(array.shape)}")
             arrays[name] = array
@@ -196,12 +194,3 @@ class Module:
         for name, child in self._modules.items():
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
         return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"
-
-
-def _value_to_array(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return value.data
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
-        return np.asarray(value.detach().cpu().numpy())
-    xp = get_array_module(value)
-    return value if xp is not np else np.asarray(value)
