@@ -42,6 +42,19 @@ def test_matmul_shape_mismatch_names_the_op_and_both_shapes(device):
         on(device, 1.0) @ on(device, np.ones(2))
 
 
+def test_addmm_shape_errors_name_the_op_and_the_shapes(device):
+    a, b = on(device, np.ones((2, 3))), on(device, np.ones((3, 4)))
+    with pytest.raises(tg.OpError, match=r"^addmm: addmm needs a \(n, k\) and b \(k, m\), got shapes \(2, 3\) and \(2, 4\)"):
+        tg.addmm(0.0, a, on(device, np.ones((2, 4))))
+    with pytest.raises(tg.OpError, match=r"addmm needs .* got shapes \(3,\) and \(3, 4\)"):
+        tg.addmm(0.0, on(device, np.ones(3)), b)
+    for shape_c in [(3,), (3, 4), (2, 2, 4)]:  # (3,): wrong m; (3, 4): wrong n; rank 3: bigger than (n, m)
+        for dtype in (np.float64, np.float32):  # in place, and promoted
+            c = on(device, np.ones(shape_c), dtype=dtype)
+            with pytest.raises(tg.OpError, match=r"c of shape .* does not broadcast to \(n, m\) = \(2, 4\)"):
+                tg.addmm(c, a, b)
+
+
 @pytest.mark.parametrize("name, op", [("add", lambda a, b: a + b), ("sub", lambda a, b: a - b),
                                       ("mul", lambda a, b: a * b), ("div", lambda a, b: a / b),
                                       ("where", lambda a, b: tg.where(np.ones((2, 3), bool), a, b))])

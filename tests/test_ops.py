@@ -137,6 +137,15 @@ binary_spec("pow", operator.pow, floats(0.5, 2), floats(-2, 2))
 binary_spec("matmul", operator.matmul, VALUES, VALUES, MATMUL)
 
 
+@spec("addmm")
+def _addmm(draw: Any) -> Case:
+    """``c + a @ b`` with c of any shape that broadcasts to (n, m), mixed float32/float64."""
+    n, k, m = (draw(st.integers(0, 3)) for _ in range(3))
+    shape_c = draw(st.sampled_from([(), (m,), (1, m), (n, 1), (n, m)]))
+    c, a, b = (draw_array(draw, shape, VALUES) for shape in (shape_c, (n, k), (k, m)))
+    return Case(tg.addmm, [c, a, b], draw_flags(draw, 3), np.result_type(c.dtype, a.dtype, b.dtype))
+
+
 # ---- a Python scalar or a NumPy array on either side ----
 
 SCALAR_OPS: dict[str, Callable[[Any, Any], Any]] = {

@@ -13,6 +13,7 @@ from tinygrad_rnn.backend import DeviceError, cuda_is_available
 from tinygrad_rnn.gradcheck import gradcheck
 from tinygrad_rnn.ops import (
     abs,
+    addmm,
     argmax,
     argmin,
     cat,

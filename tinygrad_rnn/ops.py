@@ -250,6 +250,42 @@ class MatMul(Function):
         return ga, gb
 
 
+class AddMM(Function):
+    """``c + a @ b`` as one node (PyTorch's ``addmm``): a (n, k), b (k, m), c broadcastable to (n, m).
+
+    The recurrent step's ``x W_ihᵀ + b + h W_hhᵀ`` is this op. Forward: the product, then ``c`` added into it
+    in place (one temporary, one node on the tape where ``+`` and ``@`` would record two). The output dtype
+    is that of ``c + a @ b`` (NumPy 2 promotion).
+    Backward: ``∂c = g`` (summed back to c's shape by the engine), ``∂a = g @ bᵀ``, ``∂b = aᵀ @ g``.
+
+    Raises:
+        OpError: ``a`` or ``b`` not 2-D, inner dimensions that differ, or ``c`` that does not broadcast to
+            (n, m); the message names the shapes.
+    """
+
+    def forward(self, c, a, b):
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+            raise ValueError(f"addmm needs a (n, k) and b (k, m), got shapes {a.shape} and {b.shape}")
+        out = a @ b
+        try:
+            if c.dtype == out.dtype and c.ndim <= 2:
+                out += c  # in place; raises unless c broadcasts to out's shape (n, m)
+            else:  # c promotes the result (a float64 c with float32 a and b), or has too many axes
+                out = out + c
+                if out.shape != (a.shape[0], b.shape[1]):
+                    raise ValueError
+        except ValueError:
+            raise ValueError(f"c of shape {c.shape} does not broadcast to (n, m) = {(a.shape[0], b.shape[1])}") from None
+        self.a, self.b = a, b
+        return out
+
+    def backward(self, g):
+        gc = g if self.parents[0].requires_grad else None
+        ga = g @ self.b.T if self.parents[1].requires_grad else None
+        gb = self.a.T @ g if self.parents[2].requires_grad else None
+        return gc, ga, gb
+
+
 def add(a: Any, b: Any) -> Tensor:
     """``a + b`` (see :class:`Add`)."""
     a, b = _pair(a, b)
@@ -291,6 +327,12 @@ def matmul(a: Any, b: Any) -> Tensor:
     """``a @ b`` (see :class:`MatMul`)."""
     a, b = _pair(a, b)
     return MatMul.apply(a, b)
+
+
+def addmm(c: Any, a: Tensor, b: Tensor) -> Tensor:
+    """``c + a @ b`` for 2-D ``a``, ``b`` as one op (see :class:`AddMM`); ``c`` may be a tensor, array or number."""
+    a, b = _pair(a, b)
+    return AddMM.apply(_const(c, a), a, b)
 
 
 def compare(a: Any, b: Any, op: str) -> Tensor:
@@ -510,11 +552,11 @@ class Sum(Function):
 
     def forward(self, a, axis, keepdims):
         self.axes = _normalize_axes(axis, a.ndim)
-        self.keepdims, self.shape = keepdims, a.shape
+        self.keepdims, self.input_shape = keepdims, a.shape
         return a.sum(axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
-        return _expand_reduced(g, self.axes, self.keepdims, self.shape)
+        return _expand_reduced(g, self.axes, self.keepdims, self.input_shape)
 
 
 class Mean(Function):
@@ -522,12 +564,12 @@ class Mean(Function):
 
     def forward(self, a, axis, keepdims):
         self.axes = _normalize_axes(axis, a.ndim)
-        self.keepdims, self.shape = keepdims, a.shape
+        self.keepdims, self.input_shape = keepdims, a.shape
         self.count = int(np.prod([a.shape[i] for i in self.axes])) if self.axes else 1
         return a.mean(axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
-        return _expand_reduced(g / self.count, self.axes, self.keepdims, self.shape)
+        return _expand_reduced(g / self.count, self.axes, self.keepdims, self.input_shape)
 
 
 class Max(Function):
@@ -598,11 +640,11 @@ class Reshape(Function):
     """The same elements in a new shape (one entry may be -1). Backward: ``g`` reshaped to ``a``'s shape."""
 
     def forward(self, a, shape):
-        self.shape = a.shape
+        self.input_shape = a.shape
         return a.reshape(shape)
 
     def backward(self, g):
-        return g.reshape(self.shape)
+        return g.reshape(self.input_shape)
 
 
 class Permute(Function):
@@ -641,13 +683,13 @@ class GetItem(Function):
     """
 
     def forward(self, a, index):
-        self.shape, self.index = a.shape, index
+        self.input_shape, self.index = a.shape, index
         self.advanced = _is_advanced(index)
         return a[index]
 
     def backward(self, g):
         xp = get_array_module(g)
-        grad = xp.zeros(self.shape, dtype=g.dtype)
+        grad = xp.zeros(self.input_shape, dtype=g.dtype)
         if self.advanced:
             _scatter_add(grad, self.index, g)
         else:
@@ -691,7 +733,7 @@ class Split(Function):
     """
 
     def forward(self, a, bounds, axis):
-        self.axis, self.shape, self.dtype = axis, a.shape, a.dtype
+        self.axis, self.input_shape, self.input_dtype = axis, a.shape, a.dtype
         edges = [0, *bounds, a.shape[axis]]
         self.sizes = tuple(stop - start for start, stop in zip(edges, edges[1:]))
         before = (slice(None),) * axis
@@ -702,9 +744,9 @@ class Split(Function):
         full = []
         for g, size in zip(grads, self.sizes):
             if g is None:
-                shape = list(self.shape)
+                shape = list(self.input_shape)
                 shape[self.axis] = size
-                g = xp.zeros(shape, dtype=self.dtype)
+                g = xp.zeros(shape, dtype=self.input_dtype)
             full.append(g)
         return xp.concatenate(full, axis=self.axis)
 
@@ -717,7 +759,7 @@ class Unbind(Function):
     """
 
     def forward(self, a, axis):
-        self.axis, self.shape, self.dtype = axis, a.shape, a.dtype
+        self.axis, self.input_shape, self.input_dtype = axis, a.shape, a.dtype
         before = (slice(None),) * axis
         return tuple(a[(*before, i)] for i in range(a.shape[axis]))  # views of a, no copies
 
@@ -771,13 +813,13 @@ class Embedding(Function):
                 f"indices must lie in [0, {weight.shape[0]}) for a weight of shape {weight.shape}, "
                 f"got values in [{int(indices.min())}, {int(indices.max())}]"
             )
-        self.indices, self.shape = indices, weight.shape
+        self.indices, self.input_shape = indices, weight.shape
         return weight[indices]
 
     def backward(self, g):
         xp = get_array_module(g)
-        grad = xp.zeros(self.shape, dtype=g.dtype)
-        _scatter_add(grad, self.indices.reshape(-1), g.reshape(-1, self.shape[1]))
+        grad = xp.zeros(self.input_shape, dtype=g.dtype)
+        _scatter_add(grad, self.indices.reshape(-1), g.reshape(-1, self.input_shape[1]))
         return grad
 
 

@@ -7,7 +7,8 @@ with gradients enabled and some input requires a gradient, the op's Function obj
 ``_ctx``: following ``_ctx.parents`` from a tensor walks the tape backwards.
 
 A Function's ``parents`` are its leaf inputs themselves (their ``.grad`` is where gradients end up) and, for
-inputs with history, an :class:`_Edge`: the Function that produced the input and which of its outputs it was.
+inputs with history, where their gradient goes: the Function that produced the input, or, for one output of
+a multi-output op (``split``, ``unbind``), an :class:`_Edge` naming that Function and the output's index.
 The graph therefore holds no input *arrays*: an intermediate array stays alive only while the user holds it
 or an op saved it for its backward (``tanh`` its output, ``*`` its factors), as in a hand-written BPTT.
 
@@ -169,8 +170,13 @@ class Function:
     ``apply`` runs ``forward`` and, when recording, keeps the Function as the output's ``_ctx``.
     """
 
-    parents: tuple["Tensor | _Edge", ...] | None
+    parents: tuple["Tensor | Function | _Edge", ...] | None
     n_outputs: int = 1
+    # As an entry of a consumer's ``parents``, a single-output Function stands for its output (see _Edge):
+    shape: tuple[int, ...]  # the output's shape and dtype, set when the op is recorded
+    dtype: Any
+    requires_grad = True
+    _index = 0
     creation_stack: list[traceback.FrameSummary] | None = None
     retained: dict[int, Any] | None = None  # output index -> weak reference to a tensor that retain_grad()
     seq: int  # creation order of recorded ops: a topological order of the tape (see _topological_order)
@@ -184,6 +190,11 @@ class Function:
     @property
     def name(self) -> str:
         return type(self).__name__.lower()
+
+    @property
+    def _ctx(self) -> "Function":
+        """The Function that produced this edge's tensor: itself (see the ``parents`` note above)."""
+        return self
 
     @classmethod
     def apply(cls, *inputs: "Tensor", **options: Any) -> Any:
@@ -219,16 +230,20 @@ class Function:
             if type(out) is tuple:
                 return tuple(Tensor._wrap(o) for o in out)
             return Tensor._wrap(out)
-        # the graph keeps leaf inputs themselves and, for the others, an _Edge (not their arrays)
+        # the graph keeps leaf inputs themselves and, for the others, an edge to where their gradient goes
+        # (not their arrays): the producing Function itself, or an _Edge for an output of a multi-output op
         if len(inputs) == 2:
             a, b = inputs
-            fn.parents = (a if a._ctx is None else _Edge(a), b if b._ctx is None else _Edge(b))
+            fn.parents = (a if a._ctx is None else _edge(a), b if b._ctx is None else _edge(b))
         else:
-            fn.parents = tuple([t if t._ctx is None else _Edge(t) for t in inputs])
+            fn.parents = tuple([t if t._ctx is None else _edge(t) for t in inputs])
         fn.seq = next(_creation_counter)
         if type(out) is tuple:
             fn.n_outputs = len(out)
+            if len(out) == 1:  # e.g. unbind of a length-1 axis: a single output after all
+                fn.shape, fn.dtype = out[0].shape, out[0].dtype
             return tuple(Tensor._wrap(o, fn, i) for i, o in enumerate(out))
+        fn.shape, fn.dtype = out.shape, out.dtype
         return Tensor._wrap(out, fn)
 
     def release(self) -> None:
@@ -241,16 +256,22 @@ class Function:
 
 
 _creation_counter = itertools.count()
-_new_object = object.__new__  # Tensor._wrap's constructor, without Tensor.__init__'s conversions
 _by_creation = operator.attrgetter("seq")
+_new_object = object.__new__  # Tensor._wrap's constructor, without Tensor.__init__'s conversions
+
+
+def _edge(t: "Tensor") -> "Function | _Edge":
+    """Where the gradient of ``t`` (a tensor with history) goes: its Function, or an _Edge to one output."""
+    ctx = t._ctx
+    return ctx if ctx.n_outputs == 1 else _Edge(t)
 
 
 class _Edge:
-    """What a Function keeps of an input that has history: where its gradient goes.
+    """What a Function keeps of an input made by a multi-output op (split, unbind): where its gradient goes.
 
     That is the Function that produced the input (``_ctx``) and which of its outputs the input was
     (``_index``), plus the input's shape and dtype, to sum the gradient back and cast it. Not the input's
-    array: see the module docstring.
+    array: see the module docstring. (For an input made by a single-output op, that op is the edge.)
     """
 
     __slots__ = ("_ctx", "_index", "shape", "dtype")
@@ -741,8 +762,10 @@ def _topological_order(root: Function) -> list[Function]:
         if parents is None:
             raise RuntimeError(_RELEASED)
         for parent in parents:
-            ctx = parent._ctx
-            if ctx is not None and ctx not in found:
+            if isinstance(parent, Tensor):  # a leaf
+                continue
+            ctx = parent._ctx if type(parent) is _Edge else parent  # (a Function is its own edge)
+            if ctx not in found:
                 found.add(ctx)
                 stack.append(ctx)
     return sorted(found, key=_by_creation, reverse=True)
@@ -828,18 +851,17 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                         f"anomaly: the backward of '{fn.name}' produced NaN or Inf "
                         f"(the op was created at {_creation_site(fn.creation_stack)})"
                     )
-                ctx = parent._ctx
-                if ctx is None:
+                if isinstance(parent, Tensor):  # a leaf
                     _accumulate_leaf(parent, g)
-                    continue
-                if ctx.n_outputs == 1:
-                    previous = pending.get(ctx)
-                    pending[ctx] = g if previous is None else _add(previous, g, owned)
-                else:
+                elif type(parent) is _Edge:  # one output of a multi-output op
+                    ctx = parent._ctx
                     slots = pending.get(ctx)
                     if slots is None:
                         slots = pending[ctx] = [None] * ctx.n_outputs
                     slots[parent._index] = _add(slots[parent._index], g, owned)
+                else:  # a single-output op: its Function is the edge
+                    previous = pending.get(parent)
+                    pending[parent] = g if previous is None else _add(previous, g, owned)
             if not retain_graph:
                 fn.release()
 

@@ -1,7 +1,7 @@
 """Recurrent cells and layers (RNN, LSTM, GRU), composed only of primitive ops.
 
-Nothing here has a backward of its own: each time step is a handful of ``@``, ``+``, ``*``, ``sigmoid``,
-``tanh`` and ``split`` nodes on the tape, so backpropagation through time is ``loss.backward()``.
+Nothing here has a backward of its own: each time step is a handful of ``addmm`` (``c + a @ b``), ``+``,
+``*``, ``sigmoid``, ``tanh`` and ``split`` nodes on the tape, so backpropagation through time is ``loss.backward()``.
 
 Interface and parameter layout follow PyTorch exactly (``torch.nn.RNN/LSTM/GRU`` and their cells), so a
 PyTorch state dict loads and gives the same numbers. Per layer ``k`` and direction (suffix ``_reverse`` for
@@ -55,17 +55,17 @@ State = tuple[Tensor, ...]  # (h,) or, for the LSTM, (h, c)
 
 
 def _rnn_tanh_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> State:
-    return (ops.tanh(xw + state[0] @ w_hh_t),)
+    return (ops.tanh(ops.addmm(xw, state[0], w_hh_t)),)
 
 
 def _rnn_relu_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> State:
-    return (ops.relu(xw + state[0] @ w_hh_t),)
+    return (ops.relu(ops.addmm(xw, state[0], w_hh_t)),)
 
 
 def _lstm_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> State:
     h, c = state
     H = h.shape[-1]
-    a_if, a_g, a_o = ops.split(xw + h @ w_hh_t, [2 * H, H, H], axis=-1)
+    a_if, a_g, a_o = ops.split(ops.addmm(xw, h, w_hh_t), [2 * H, H, H], axis=-1)
     i, f = ops.chunk(ops.sigmoid(a_if), 2, axis=-1)  # i and f are adjacent: one sigmoid for both
     c_new = f * c + i * ops.tanh(a_g)
     h_new = ops.sigmoid(a_o) * ops.tanh(c_new)
@@ -75,9 +75,7 @@ def _lstm_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None) ->
 def _gru_step(xw: Tensor | tuple[Tensor, Tensor], state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> State:
     # xw: this step's input projection, or its (r, z) and n parts when the layer split all steps at once
     h = state[0]
-    hw = h @ w_hh_t
-    if b_hh is not None:
-        hw = hw + b_hh
+    hw = h @ w_hh_t if b_hh is None else ops.addmm(b_hh, h, w_hh_t)
     H = h.shape[-1]
     x_rz, x_n = xw if isinstance(xw, tuple) else ops.split(xw, [2 * H, H], axis=-1)
     h_rz, h_n = ops.split(hw, [2 * H, H], axis=-1)
@@ -104,9 +102,8 @@ def _rnn_mode(nonlinearity: str) -> str:
 def _project(x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, fold_hh: bool) -> Tensor:
     """``x W_ihᵀ + b_ih (+ b_hh)`` for x (..., in), as one matmul over all leading axes."""
     lead = x.shape[:-1]
-    xw = x.reshape(-1, x.shape[-1]) @ w_ih.T
-    if b_ih is not None:
-        xw = xw + (b_ih + b_hh if fold_hh else b_ih)
+    x2 = x.reshape(-1, x.shape[-1])
+    xw = x2 @ w_ih.T if b_ih is None else ops.addmm(b_ih + b_hh if fold_hh else b_ih, x2, w_ih.T)
     return xw.reshape(*lead, w_ih.shape[0])
 
 
@@ -149,6 +146,8 @@ class _CellBase(Module):
         return state
 
     def _step(self, x: Tensor, state: State) -> State:
+        if x.ndim == 1:  # unbatched: a batch of one, so every product in the step is a matrix product
+            return tuple(s.squeeze(0) for s in self._step(x.unsqueeze(0), tuple(s.unsqueeze(0) for s in state)))
         _, step, fold = _KINDS[self.mode]
         xw = _project(x, self.weight_ih, self.bias_ih, self.bias_hh, fold)
         return step(xw, state, self.weight_hh.T, self.bias_hh)
