@@ -24,7 +24,12 @@ embedding = ops.embedding
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``x @ weightᵀ + bias``: x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    """``x @ weightᵀ + bias``: x (..., in), weight (out, in), bias (out,) -> (..., out).
+
+    A 2-D ``x`` with a bias is one :func:`~tinygrad_rnn.ops.addmm` node; otherwise ``@`` then ``+``.
+    """
+    if bias is not None and x.ndim == 2:
+        return ops.addmm(bias, x, weight.T)
     out = x @ weight.T
     return out if bias is None else out + bias
 
