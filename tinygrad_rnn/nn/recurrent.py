@@ -50,7 +50,8 @@ State = tuple[Tensor, ...]  # (h,) or, for the LSTM, (h, c)
 
 # --------------------------------------------------------------------------------------------------
 # One time step of each cell. ``xw`` is the input projection x W_ihᵀ + b_ih of this step (for RNN and
-# LSTM b_hh is folded into it too); ``w_hh_t`` is W_hhᵀ, transposed once per sequence.
+# LSTM b_hh is folded into it too; for the GRU, the pair that _gru_inputs makes of it); ``w_hh_t`` is W_hhᵀ,
+# transposed once per sequence.
 # --------------------------------------------------------------------------------------------------
 
 
@@ -72,16 +73,32 @@ def _lstm_step(xw: Tensor, state: State, w_hh_t: Tensor, b_hh: Tensor | None) ->
     return h_new, c_new
 
 
-def _gru_step(xw: Tensor | tuple[Tensor, Tensor], state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> State:
-    # xw: this step's input projection, or its (r, z) and n parts when the layer split all steps at once
+def _gru_step(xw: tuple[Tensor, Tensor], state: State, w_hh_t: Tensor, b_hh: Tensor | None) -> State:
+    # xw = (c, x_n) from _gru_inputs: c = [W_ir x + b_ir + b_hr, W_iz x + b_iz + b_hz, b_hn] is what one addmm
+    # adds to h W_hhᵀ, so its r and z columns are the gates' whole pre-activation; x_n = W_in x + b_in
+    c, x_n = xw
     h = state[0]
-    hw = h @ w_hh_t if b_hh is None else ops.addmm(b_hh, h, w_hh_t)
     H = h.shape[-1]
-    x_rz, x_n = xw if isinstance(xw, tuple) else ops.split(xw, [2 * H, H], axis=-1)
-    h_rz, h_n = ops.split(hw, [2 * H, H], axis=-1)
-    r, z = ops.chunk(ops.sigmoid(x_rz + h_rz), 2, axis=-1)  # r and z are adjacent: one sigmoid for both
+    a_rz, h_n = ops.split(ops.addmm(c, h, w_hh_t), [2 * H, H], axis=-1)  # h_n = W_hn h + b_hn
+    r, z = ops.chunk(ops.sigmoid(a_rz), 2, axis=-1)  # r and z are adjacent: one sigmoid for both
     n = ops.tanh(x_n + r * h_n)
     return (n + z * (h - n),)  # = (1 - z) ⊙ n + z ⊙ h
+
+
+def _gru_inputs(xw: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``(c, x_n)`` for :func:`_gru_step` from the input projection xw (..., 3H) = x W_ihᵀ + b_ih, all steps.
+
+    The r and z gates add their input part outside the matmul and the n gate inside ``r ⊙ (·)``, so the
+    projection's r, z columns (plus b_hr, b_hz) go into the step's addmm and its n columns stay apart.
+    """
+    H = xw.shape[-1] // 3
+    x_rz, x_n = ops.split(xw, [2 * H, H], axis=-1)
+    if b_hh is None:
+        b_n = Tensor._wrap(get_array_module(xw.data).zeros(x_n.shape, dtype=xw.dtype))
+    else:
+        b_rz, b_n = ops.split(b_hh, [2 * H, H])
+        x_rz, b_n = x_rz + b_rz, ops.expand(b_n, x_n.shape)
+    return ops.concat([x_rz, b_n], axis=-1), x_n
 
 
 # mode -> (number of gates, step function, is b_hh folded into the input projection?)
@@ -150,6 +167,8 @@ class _CellBase(Module):
             return tuple(s.squeeze(0) for s in self._step(x.unsqueeze(0), tuple(s.unsqueeze(0) for s in state)))
         _, step, fold = _KINDS[self.mode]
         xw = _project(x, self.weight_ih, self.bias_ih, self.bias_hh, fold)
+        if self.mode == "GRU":
+            xw = _gru_inputs(xw, self.bias_hh)
         return step(xw, state, self.weight_hh.T, self.bias_hh)
 
     def extra_repr(self) -> str:
@@ -311,10 +330,9 @@ class _RecurrentLayer(Module):
         _, step, fold = _KINDS[self.mode]
         w_ih, w_hh, b_ih, b_hh = self._weights(sfx)
         xw = _project(x, w_ih, b_ih, b_hh, fold)
-        if self.mode == "GRU":  # split the (r, z) and n parts once for all steps, not once per step
-            H = self.hidden_size
-            x_rz, x_n = ops.split(xw, [2 * H, H], axis=-1)
-            steps = list(zip(x_rz.unbind(0), x_n.unbind(0)))
+        if self.mode == "GRU":  # the step's two inputs, prepared once for all steps, not once per step
+            c, x_n = _gru_inputs(xw, b_hh)
+            steps = list(zip(c.unbind(0), x_n.unbind(0)))
         else:
             steps = xw.unbind(0)
         w_hh_t = w_hh.T
