@@ -507,12 +507,7 @@ def test_nn_layer_weights_run_the_same_in_the_article_module(cell: str) -> None:
     rng = np.random.default_rng(17)
     x = rng.normal(size=(steps, batch, n))
     h0 = rng.normal(size=(1, batch, d))
-    if cell == "rnn":
-        layer = nn.RNN(n, d, nonlinearity="tanh", dtype=np.float64)
-    elif cell == "lstm":
-        layer = nn.LSTM(n, d, dtype=np.float64)
-    else:
-        layer = nn.GRU(n, d, dtype=np.float64)
+    layer = article_check.new_layer(cell, n, d)
     sd = dict(layer.state_dict())
     if cell == "rnn":
         fc = nn.Linear(d, k, dtype=np.float64)

@@ -93,14 +93,18 @@ def _article_lstm_outputs(p: dict[str, Tensor], x: Tensor, h: Tensor, s: Tensor)
     return stack(outputs, axis=0), h, s
 
 
+def new_layer(cell: str, input_size: int, hidden_size: int) -> nn.Module:
+    """A freshly initialised float64 ``nn`` layer of the article's kind: ``rnn`` (tanh), ``lstm`` or ``gru``."""
+    if cell == "rnn":
+        return nn.RNN(input_size, hidden_size, nonlinearity="tanh", dtype=np.float64)
+    if cell == "lstm":
+        return nn.LSTM(input_size, hidden_size, dtype=np.float64)
+    return nn.GRU(input_size, hidden_size, dtype=np.float64)
+
+
 def _layer(cell: str, p: dict[str, np.ndarray], input_size: int, hidden_size: int) -> nn.Module:
     """An ``nn`` layer in float64 holding the article parameters ``p``."""
-    if cell == "rnn":
-        layer = nn.RNN(input_size, hidden_size, nonlinearity="tanh", dtype=np.float64)
-    elif cell == "lstm":
-        layer = nn.LSTM(input_size, hidden_size, dtype=np.float64)
-    else:
-        layer = nn.GRU(input_size, hidden_size, dtype=np.float64)
+    layer = new_layer(cell, input_size, hidden_size)
     sd = article.to_state_dict(p, cell)
     layer.load_state_dict({key: sd[key] for key in RNN_LAYER_KEYS})
     return layer
