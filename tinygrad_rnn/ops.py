@@ -34,9 +34,9 @@ def _const(value: Any, like: Tensor) -> Tensor:
     """
     if isinstance(value, Tensor):
         return value
-    xp = get_array_module(like.data)
+    xp = get_array_module(like.array)
     if isinstance(value, (bool, int, float)):
-        return Tensor._wrap(xp.asarray(value, dtype=np.result_type(like.data.dtype, value)))
+        return Tensor._wrap(xp.asarray(value, dtype=np.result_type(like.array.dtype, value)))
     if get_array_module(value) is not xp:
         raise OpError(
             f"cannot combine a {type(value).__module__}.{type(value).__name__} with a tensor on {like.device}; "
@@ -56,9 +56,9 @@ def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
 
 
 def _check_same_device(name: str, *tensors: Tensor) -> None:
-    first = type(tensors[0].data)
+    first = type(tensors[0].array)
     for t in tensors[1:]:
-        if type(t.data) is not first or (first is not np.ndarray and t.device != tensors[0].device):
+        if type(t.array) is not first or (first is not np.ndarray and t.device != tensors[0].device):
             devices = ", ".join(f"{tuple(x.shape)} on {x.device}" for x in tensors)
             raise OpError(f"{name}: all inputs must be on one device, got {devices}; move them with .to(device)")
 
@@ -341,7 +341,7 @@ def compare(a: Any, b: Any, op: str) -> Tensor:
     _check_same_device(op, a, b)
     fn = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal",
           "ne": "not_equal"}[op]
-    return Tensor._wrap(getattr(get_array_module(a.data), fn)(a.data, b.data))
+    return Tensor._wrap(getattr(get_array_module(a.array), fn)(a.array, b.array))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -530,7 +530,7 @@ def cast(a: Tensor, dtype: Any) -> Tensor:
     if a.dtype == dtype:
         return a
     if a.requires_grad and dtype.kind not in "fc":
-        return Tensor._wrap(a.data.astype(dtype))  # integer results carry no gradient
+        return Tensor._wrap(a.array.astype(dtype))  # integer results carry no gradient
     return Cast.apply(a, dtype=dtype)
 
 
@@ -621,14 +621,14 @@ def min(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa:
 
 def argmax(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the maximum (first one on ties) as an int64 tensor; not differentiable."""
-    xp = get_array_module(a.data)
-    return Tensor._wrap(xp.argmax(a.data, axis=axis, keepdims=keepdims).astype(np.int64))
+    xp = get_array_module(a.array)
+    return Tensor._wrap(xp.argmax(a.array, axis=axis, keepdims=keepdims).astype(np.int64))
 
 
 def argmin(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the minimum (first one on ties) as an int64 tensor; not differentiable."""
-    xp = get_array_module(a.data)
-    return Tensor._wrap(xp.argmin(a.data, axis=axis, keepdims=keepdims).astype(np.int64))
+    xp = get_array_module(a.array)
+    return Tensor._wrap(xp.argmin(a.array, axis=axis, keepdims=keepdims).astype(np.int64))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -900,11 +900,11 @@ def unsqueeze(a: Tensor, axis: int) -> Tensor:
 def getitem(a: Tensor, index: Any) -> Tensor:
     """``a[index]`` (see :class:`GetItem`); Tensor indices are used by value, and lists and NumPy index
     arrays are moved to ``a``'s device."""
-    xp = get_array_module(a.data)
+    xp = get_array_module(a.array)
 
     def on_device(i: Any) -> Any:
         if isinstance(i, Tensor):
-            return i.data
+            return i.array
         if xp is not np and isinstance(i, np.ndarray):
             return xp.asarray(i)
         return i
@@ -977,10 +977,10 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``condition`` else ``b`` (see :class:`Where`); ``a``/``b`` may be numbers, ``condition`` a
     boolean Tensor, array or list (moved to the tensors' device)."""
     if isinstance(condition, Tensor):
-        condition = condition.data
+        condition = condition.array
     a, b = _pair(a, b)
     _check_same_device("where", a, b)
-    condition = get_array_module(a.data).asarray(condition)
+    condition = get_array_module(a.array).asarray(condition)
     if condition.dtype != bool:
         condition = condition.astype(bool)
     return Where.apply(a, b, condition=condition)
@@ -988,7 +988,7 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 def embedding(indices: Any, weight: Tensor) -> Tensor:
     """Rows of ``weight`` (V, D) picked by integer ``indices`` (any shape) -> (..., D). See :class:`Embedding`."""
-    data = indices.data if isinstance(indices, Tensor) else get_array_module(weight.data).asarray(indices)
+    data = indices.array if isinstance(indices, Tensor) else get_array_module(weight.array).asarray(indices)
     if data.dtype.kind not in "iu":
         raise OpError(f"embedding: indices must be integers, got dtype {data.dtype}")
     return Embedding.apply(weight, indices=data)

@@ -210,11 +210,11 @@ class Function:
         fn = cls()
         try:  # most ops take one or two inputs and no options: call forward without building a list (hot path)
             if options or len(inputs) > 2:
-                out = fn.forward(*[t.data for t in inputs], **options)
+                out = fn.forward(*[t.array for t in inputs], **options)
             elif len(inputs) == 2:
-                out = fn.forward(inputs[0].data, inputs[1].data)
+                out = fn.forward(inputs[0].array, inputs[1].array)
             else:
-                out = fn.forward(inputs[0].data)
+                out = fn.forward(inputs[0].array)
         except (ValueError, IndexError, TypeError) as exc:
             raise _op_error(fn.name, inputs, exc) from exc
         mode = _mode
@@ -279,7 +279,7 @@ class _Edge:
 
     def __init__(self, t: "Tensor"):
         self._ctx, self._index = t._ctx, t._index
-        self.shape, self.dtype = t.data.shape, t.data.dtype
+        self.shape, self.dtype = t.array.shape, t.array.dtype
 
 
 def _check_forward(fn: Function, out: Any, record: bool) -> None:
@@ -377,13 +377,13 @@ class Tensor:
         TypeError: ``requires_grad=True`` on a non-floating dtype.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_index", "__weakref__")
+    __slots__ = ("array", "requires_grad", "grad", "_ctx", "_index", "__weakref__")
     __array_ufunc__ = None  # make `numpy_array * tensor` call Tensor.__rmul__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None):
         if isinstance(data, Tensor):
-            data = data.data
-        self.data = _to_array(data, dtype, None if device is None else normalize_device(device))
+            data = data.array
+        self.array = _to_array(data, dtype, None if device is None else normalize_device(device))
         self.grad: Tensor | None = None
         self._ctx: Function | None = None
         self._index = 0
@@ -395,7 +395,7 @@ class Tensor:
     def _wrap(cls, data: Any, ctx: Function | None = None, index: int = 0) -> "Tensor":
         """Fast constructor for op outputs: no conversion, no checks."""
         t = _new_object(cls)
-        t.data = data
+        t.array = data
         t.grad = None
         t._ctx = ctx
         t._index = index
@@ -404,24 +404,33 @@ class Tensor:
 
     # ---------------------------------------------------------------- attributes
     @property
+    def data(self) -> Any:
+        """The raw backend array (``Tensor.array``); to become PyTorch's untracked Tensor view (issue 11)."""
+        return self.array
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self.array = value
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def size(self) -> int:
-        return int(self.data.size)
+        return int(self.array.size)
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def device(self) -> str:
-        return device_of(self.data)
+        return device_of(self.array)
 
     @property
     def is_leaf(self) -> bool:
@@ -433,7 +442,7 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        body = np.array2string(to_numpy(self.data), separator=", ", prefix="Tensor(")
+        body = np.array2string(to_numpy(self.array), separator=", ", prefix="Tensor(")
         extra = ""
         if self.dtype != DEFAULT_FLOAT:
             extra += f", dtype={self.dtype}"
@@ -475,7 +484,7 @@ class Tensor:
         Raises:
             TypeError: for a non-floating dtype.
         """
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self.array.dtype.kind not in "fc":
             raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}; "
                             "convert first, e.g. t.float() or Tensor(data, dtype=np.float32)")
         if not requires_grad and self._ctx is not None:
@@ -502,7 +511,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """A tensor that shares the data but has no history (cuts the tape: truncated BPTT)."""
-        return Tensor._wrap(self.data)
+        return Tensor._wrap(self.array)
 
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
         """Backpropagate from this tensor, accumulating into the ``.grad`` of every leaf that requires it.
@@ -519,16 +528,16 @@ class Tensor:
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad and has no grad_fn")
-        xp = get_array_module(self.data)
+        xp = get_array_module(self.array)
         if grad is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(
                     f"backward() on a non-scalar tensor of shape {self.shape} needs `grad` of that shape "
                     "(the gradient of the final scalar with respect to this tensor)"
                 )
             grad_array = xp.ones(self.shape, dtype=self.dtype)
         else:
-            grad_array = grad.data if isinstance(grad, Tensor) else grad
+            grad_array = grad.array if isinstance(grad, Tensor) else grad
             grad_array = xp.array(grad_array, dtype=self.dtype, copy=True)
             if grad_array.shape != self.shape:
                 raise RuntimeError(f"backward(): grad has shape {grad_array.shape}, expected {self.shape}")
@@ -537,16 +546,16 @@ class Tensor:
     # ---------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array (copied from the GPU if needed; shares memory on the CPU)."""
-        return to_numpy(self.data)
+        return to_numpy(self.array)
 
     def tolist(self) -> Any:
         return self.numpy().tolist()
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self.array.reshape(()).item()
 
     def to(self, device: str) -> "Tensor":
         """This tensor on ``device`` (self when already there). The copy is differentiable."""
@@ -776,7 +785,7 @@ def _accumulate_leaf(leaf: Tensor, grad: Any) -> None:
         # copy: the array may be shared with another input's gradient or the upstream gradient
         leaf.grad = Tensor._wrap(grad.copy())
     else:
-        leaf.grad.data += grad
+        leaf.grad.array += grad
 
 
 def _fill_retained(fn: Function, out_grad: Any) -> None:
