@@ -94,7 +94,7 @@ class TapeLSTM:
 
     def grads(self) -> dict[str, np.ndarray]:
         self.step()
-        return {name: to_numpy(p.grad.data) for name, p in self.layer.named_parameters()}
+        return {name: to_numpy(p.grad.array) for name, p in self.layer.named_parameters()}
 
 
 class HandLSTM:

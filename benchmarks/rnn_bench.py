@@ -240,8 +240,8 @@ def hand_train_step(cell: str, p: dict[str, np.ndarray], x: np.ndarray, R: np.nd
 
 def layer_params(layer: Any) -> dict[str, np.ndarray]:
     """The layer's weights under the reference's names (the arrays themselves, not copies)."""
-    return {"W_ih": layer.weight_ih_l0.data, "W_hh": layer.weight_hh_l0.data,
-            "b_ih": layer.bias_ih_l0.data, "b_hh": layer.bias_hh_l0.data}
+    return {"W_ih": layer.weight_ih_l0.array, "W_hh": layer.weight_hh_l0.array,
+            "b_ih": layer.bias_ih_l0.array, "b_hh": layer.bias_hh_l0.array}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ class Case:
             tl = kind(I, H).to(torch.float64 if dtype == np.float64 else torch.float32)
             with torch.no_grad():
                 for name, value in tl.named_parameters():
-                    value.copy_(torch.from_numpy(getattr(self.layer, name).data))
+                    value.copy_(torch.from_numpy(getattr(self.layer, name).array))
             self.torch_layer = tl
             self.x_t, self.R_t = torch.from_numpy(self.x_np), torch.from_numpy(self.R_np)
 
@@ -404,7 +404,7 @@ def op_overhead(n: int = 20000) -> dict[str, float]:
     """Microseconds per op for ``a * b`` on 8-element float32 tensors: recorded, under no_grad, fwd+bwd."""
     a = tg.Tensor(np.ones(8, dtype=np.float32), requires_grad=True)
     b = tg.Tensor(np.full(8, 1.0001, dtype=np.float32))
-    an, bn = a.data, b.data
+    an, bn = a.array, b.array
     result = {}
 
     def record() -> None:

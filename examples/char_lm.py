@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("optim.")})
         step0 = int(saved["step"])
         print(f"resumed from {checkpoint} at step {step0}")
-    n_params = sum(p.size for p in model.parameters())
+    n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {args.cell.upper()} embed {args.embed_size}, hidden {args.hidden_size} x {args.num_layers} "
           f"layer(s), {n_params:,} parameters, on {device}")
 

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = Forecaster(args.hidden_size, args.num_layers, args.cell, device)
     opt = optim.Adam(model.parameters(), lr=args.lr)
-    n_params = sum(p.size for p in model.parameters())
+    n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {args.cell.upper()} hidden {args.hidden_size} x {args.num_layers} layer(s) -> Linear, "
           f"{n_params:,} parameters, on {device}")
 

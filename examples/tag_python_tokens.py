@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, bidirectional in models:
         tg.manual_seed(args.seed)
         model = Tagger(len(vocab) + 2, args.embed_size, args.hidden_size, bidirectional, device)
-        n_params = sum(p.size for p in model.parameters())
+        n_params = sum(p.numel() for p in model.parameters())
         print(f"\n{label} LSTM: embed {args.embed_size}, hidden {args.hidden_size} per direction, "
               f"{n_params:,} parameters, on {device}")
         seconds = train(model, train_ex, args, device, label)

@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     tg.manual_seed(args.seed)
     lstm = nn.LSTMCell(x.shape[2], args.hidden_size, dtype=np.float64)
     forget = slice(args.hidden_size, 2 * args.hidden_size)  # gate order i, f, g, o
-    lstm.bias_ih.data[forget] = 3.0
-    lstm.bias_hh.data[forget] = 0.0
+    lstm.bias_ih.array[forget] = 3.0
+    lstm.bias_hh.array[forget] = 0.0
     norms["LSTM (f bias 3)"] = gradient_norms(lstm, x, readout)
 
     marks = sorted({args.steps, args.steps - 10, args.steps - 50, args.steps // 2, 1} - {0}, reverse=True)

@@ -53,7 +53,7 @@ def test_padded_batch_equals_each_sequence_run_alone(kind, bidirectional, batch_
     rng = np.random.default_rng(0)
     seqs = [rng.standard_normal((n, 2)) for n in lengths]
     padded, lens = nn.pad_sequences(seqs, batch_first=batch_first, padding_value=7.0, device=device)
-    x = tg.Tensor(padded.data, requires_grad=True)
+    x = tg.Tensor(padded.array, requires_grad=True)
     out, *_ = result = layer(x, lengths=lens)
     weights = [rng.standard_normal(out.shape), *(rng.standard_normal(f.shape) for f in finals(kind, result))]
     loss = sum(((t * tg.Tensor(w, device=device)).sum() for t, w in zip([out, *finals(kind, result)], weights)),
@@ -362,7 +362,7 @@ def _checkpoint(tmp_path):
     layer.save(path)
     old = {k: v.numpy().copy() for k, v in layer.state_dict().items()}
     for p in layer.parameters():
-        p.data = p.data + 1.0
+        p.array = p.array + 1.0
     return layer, path, old
 
 

@@ -525,12 +525,12 @@ def central_differences(case: Case, upstream: list[np.ndarray], eps: float = 1e-
                 continue
             grad = np.zeros(t.shape)
             for index in np.ndindex(*t.shape):
-                original = t.data[index]
-                t.data[index] = original + eps
+                original = t.array[index]
+                t.array[index] = original + eps
                 plus = loss()
-                t.data[index] = original - eps
+                t.array[index] = original - eps
                 minus = loss()
-                t.data[index] = original
+                t.array[index] = original
                 grad[index] = (plus - minus) / (2 * eps)
             grads.append(grad)
     return grads
@@ -566,7 +566,7 @@ def test_op_backward(name: str, device: str, data: st.DataObject) -> None:
 
     # inputs and the upstream gradient untouched
     for t, a in zip(tensors, case.arrays):
-        np.testing.assert_array_equal(to_numpy(t.data), a, err_msg=f"{name}: an input was mutated")
+        np.testing.assert_array_equal(to_numpy(t.array), a, err_msg=f"{name}: an input was mutated")
     for v_dev, v in zip(upstream_dev, upstream):
         np.testing.assert_array_equal(to_numpy(v_dev), v, err_msg=f"{name}: the upstream gradient was mutated")
 
@@ -585,9 +585,9 @@ def test_op_backward(name: str, device: str, data: st.DataObject) -> None:
             f"{name}: gradient {t.grad.shape} {t.grad.dtype} on {t.grad.device} for input {t.shape} {t.dtype}"
         )
         assert not t.grad.requires_grad
-    xp = get_array_module(tensors[0].data)
-    grads = [t.grad.data for t in tensors if t.grad is not None]
-    others = upstream_dev + [t.data for t in tensors] + [o.data for o in outs]
+    xp = get_array_module(tensors[0].array)
+    grads = [t.grad.array for t in tensors if t.grad is not None]
+    others = upstream_dev + [t.array for t in tensors] + [o.array for o in outs]
     for i, g in enumerate(grads):
         for other in grads[i + 1:] + others:
             assert not xp.shares_memory(g, other), f"{name}: a gradient shares memory with another array"
@@ -598,7 +598,7 @@ def test_op_backward(name: str, device: str, data: st.DataObject) -> None:
     for k, (t, num) in enumerate(zip(tensors, numeric)):
         if num is None:
             continue
-        tape = to_numpy(t.grad.data).astype(np.float64)
+        tape = to_numpy(t.grad.array).astype(np.float64)
         if low_precision:
             scale = max(1.0, float(np.abs(num).max(initial=0)))
             np.testing.assert_allclose(tape, num, rtol=1e-3, atol=1e-3 * scale, err_msg=f"{name}: input {k}")
@@ -616,7 +616,7 @@ def test_reflected_operators_and_numpy2_promotion(device):
     f32 = Tensor(np.array([1.0, 2.0], np.float32), device=device)
     f64 = Tensor(np.array([1.0, 2.0]), device=device)
     i64 = tg.tensor([1, 2], device=device)
-    xp = get_array_module(f32.data)
+    xp = get_array_module(f32.array)
     arr64, arr32 = xp.asarray([2.0, 4.0]), xp.asarray([2.0, 4.0], dtype=np.float32)
     cases = [
         # a Python scalar is weak: it never upcasts a float32 tensor (NEP 50)
@@ -658,7 +658,7 @@ def test_reflected_operators_and_numpy2_promotion(device):
 
 def test_reflected_operators_carry_gradients(device):
     x = Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True, device=device)
-    arr = get_array_module(x.data).asarray([3.0, 5.0])
+    arr = get_array_module(x.array).asarray([3.0, 5.0])
     loss = (2 - x).sum() + (arr * x).sum() + (1 / x).sum() + (2**x).sum() + (arr @ x)
     loss.backward()
     assert loss.dtype == np.float64 and x.grad.dtype == np.float32

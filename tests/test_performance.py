@@ -21,19 +21,19 @@ def t64(values, device, requires_grad=True):
 def test_the_graph_does_not_keep_an_intermediate_array_that_no_backward_needs(device):
     x = t64([0.5, -1.0, 2.0], device)
     a = x * 3.0
-    probe = weakref.ref(a.data)
+    probe = weakref.ref(a.array)
     loss = (a + 1.0).sum()  # add saves nothing, so only the name `a` holds a's array
     del a
     gc.collect()
     assert probe() is None
     loss.backward()
-    np.testing.assert_array_equal(to_numpy(x.grad.data), [3.0, 3.0, 3.0])
+    np.testing.assert_array_equal(to_numpy(x.grad.array), [3.0, 3.0, 3.0])
 
 
 def test_an_array_saved_for_backward_lives_until_backward(device):
     x = t64([0.5, -1.0, 2.0], device)
     t = x.tanh()  # tanh saves its output
-    probe = weakref.ref(t.data)
+    probe = weakref.ref(t.array)
     loss = (t * 2.0).sum()
     del t
     gc.collect()
@@ -41,7 +41,7 @@ def test_an_array_saved_for_backward_lives_until_backward(device):
     loss.backward()
     gc.collect()
     assert probe() is None  # released with the graph
-    np.testing.assert_allclose(to_numpy(x.grad.data), 2 * (1 - np.tanh([0.5, -1.0, 2.0]) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(x.grad.array), 2 * (1 - np.tanh([0.5, -1.0, 2.0]) ** 2), rtol=1e-12)
 
 
 def test_a_tensor_used_many_times_sums_its_gradients_without_touching_shared_arrays(device):
@@ -57,8 +57,8 @@ def test_a_tensor_used_many_times_sums_its_gradients_without_touching_shared_arr
     upstream = np.array(1.0)
     loss.backward(upstream)
     expected = sum(x.numpy().sum(axis=0)[:, None] * np.ones((1, 3)) for x in xs) + 3 * 5
-    np.testing.assert_allclose(to_numpy(w_t.grad.data), expected, rtol=1e-12)
-    np.testing.assert_allclose(to_numpy(w.grad.data), expected.T, rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(w_t.grad.array), expected, rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(w.grad.array), expected.T, rtol=1e-12)
     assert upstream == 1.0
 
 

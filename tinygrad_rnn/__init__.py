@@ -48,6 +48,7 @@ from tinygrad_rnn.serialization import load, save
 from tinygrad_rnn.tensor import (
     Function,
     OpError,
+    Size,
     Tensor,
     arange,
     default_rng,

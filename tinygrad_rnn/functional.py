@@ -54,8 +54,8 @@ def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean", ignore_ind
     """
     if reduction not in ("mean", "sum", "none"):
         raise OpError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    xp = get_array_module(log_probs.data)
-    t = target.data if isinstance(target, Tensor) else xp.asarray(target)
+    xp = get_array_module(log_probs.array)
+    t = target.array if isinstance(target, Tensor) else xp.asarray(target)
     if log_probs.ndim != 2 or t.ndim != 1 or t.shape[0] != log_probs.shape[0]:
         raise OpError(
             f"cross_entropy/nll_loss: expected input (N, C) and target (N,), got input {log_probs.shape} "

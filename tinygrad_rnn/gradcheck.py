@@ -24,7 +24,7 @@ class GradcheckError(AssertionError):
 def _scalar_loss(fn: Callable[..., Any], inputs: Sequence[Tensor], upstream: list[np.ndarray]) -> float:
     outs = fn(*inputs)
     outs = outs if isinstance(outs, (tuple, list)) else (outs,)
-    return float(sum(np.sum(to_numpy(o.data) * v) for o, v in zip(outs, upstream)))
+    return float(sum(np.sum(to_numpy(o.array) * v) for o, v in zip(outs, upstream)))
 
 
 def numerical_gradient(fn: Callable[..., Any], inputs: Sequence[Tensor], upstream: list[np.ndarray],
@@ -38,12 +38,12 @@ def numerical_gradient(fn: Callable[..., Any], inputs: Sequence[Tensor], upstrea
         for t in inputs:
             grad = np.zeros(t.shape, dtype=np.float64)
             for index in np.ndindex(*t.shape):
-                original = t.data[index].item()
-                t.data[index] = original + eps
+                original = t.array[index].item()
+                t.array[index] = original + eps
                 plus = _scalar_loss(fn, inputs, upstream)
-                t.data[index] = original - eps
+                t.array[index] = original - eps
                 minus = _scalar_loss(fn, inputs, upstream)
-                t.data[index] = original
+                t.array[index] = original
                 grad[index] = (plus - minus) / (2 * eps)
             grads.append(grad)
     return grads
@@ -79,13 +79,13 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Tensor], eps: float = 1e-
         t.grad = None
     total = None
     for o, v in zip(outs, upstream):
-        xp = get_array_module(o.data)
+        xp = get_array_module(o.array)
         term = (o * Tensor._wrap(xp.asarray(v, dtype=o.dtype))).sum()
         total = term if total is None else total + term
     total.backward()
     numeric = numerical_gradient(fn, checked, upstream, eps)
     for index, (t, num) in enumerate(zip(checked, numeric)):
-        analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.data)
+        analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.array)
         err = np.abs(analytic - num)
         bad = err > atol + rtol * np.abs(num)
         if bad.any():

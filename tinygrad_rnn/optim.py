@@ -65,7 +65,7 @@ class Optimizer:
         for key, value in state_dict.items():
             _, index, name = key.split(".", 2)
             p = self.params[int(index)]
-            value = value.data if isinstance(value, Tensor) else value
+            value = value.array if isinstance(value, Tensor) else value
             if name == "step":
                 self.state[int(index)][name] = int(np.asarray(value))
             else:
@@ -102,9 +102,9 @@ class SGD(Optimizer):
         for p, state in zip(self.params, self.state):
             if p.grad is None:
                 continue
-            g = p.grad.data
+            g = p.grad.array
             if self.weight_decay:
-                g = g + self.weight_decay * p.data
+                g = g + self.weight_decay * p.array
             if self.momentum:
                 buf = state.get("momentum_buffer")
                 if buf is None:
@@ -113,7 +113,7 @@ class SGD(Optimizer):
                     buf *= self.momentum
                     buf += (1 - self.dampening) * g
                 g = g + self.momentum * buf if self.nesterov else buf
-            p.data -= self.lr * g
+            p.array -= self.lr * g
 
 
 class Adam(Optimizer):
@@ -141,16 +141,16 @@ class Adam(Optimizer):
         for p, state in zip(self.params, self.state):
             if p.grad is None:
                 continue
-            xp = get_array_module(p.data)
-            g = p.grad.data
+            xp = get_array_module(p.array)
+            g = p.grad.array
             if self.weight_decay:
-                g = g + self.weight_decay * p.data
+                g = g + self.weight_decay * p.array
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = xp.zeros_like(p.data)
-                state["exp_avg_sq"] = xp.zeros_like(p.data)
+                state["exp_avg"] = xp.zeros_like(p.array)
+                state["exp_avg_sq"] = xp.zeros_like(p.array)
                 if self.amsgrad:
-                    state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                    state["max_exp_avg_sq"] = xp.zeros_like(p.array)
             state["step"] += 1
             t = state["step"]
             m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -163,7 +163,7 @@ class Adam(Optimizer):
             bias_correction1 = 1 - beta1**t
             bias_correction2_sqrt = math.sqrt(1 - beta2**t)
             denom = xp.sqrt(v) / bias_correction2_sqrt + self.eps
-            p.data -= (self.lr / bias_correction1) * (m / denom)
+            p.array -= (self.lr / bias_correction1) * (m / denom)
 
 
 def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float, norm_type: float = 2.0) -> Tensor:
@@ -177,7 +177,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float, norm
         The total norm before clipping, as a 0-d Tensor.
     """
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    grads = [p.grad.data for p in params if p.grad is not None]
+    grads = [p.grad.array for p in params if p.grad is not None]
     if not grads:
         return Tensor(0.0)
     xp = get_array_module(grads[0])

@@ -25,7 +25,7 @@ def as_array(value: Any) -> Any:
     """The array behind a state-dict value: a Tensor's backend array, a NumPy/CuPy array as it is, a
     (CPU) PyTorch tensor as NumPy, or ``numpy.asarray`` of anything else."""
     if isinstance(value, Tensor):
-        return value.data
+        return value.array
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         return value.detach().cpu().numpy()
     if get_array_module(value) is not np:

@@ -50,6 +50,7 @@ from tinygrad_rnn.backend import (
 
 __all__ = [
     "Tensor",
+    "Size",
     "Function",
     "OpError",
     "no_grad",
@@ -333,6 +334,22 @@ def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
+class Size(tuple):
+    """A tensor's shape, as returned by :meth:`Tensor.size`: a tuple of ints (``torch.Size``)."""
+
+    __slots__ = ()
+
+    def numel(self) -> int:
+        """The number of elements of a tensor of this shape."""
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __repr__(self) -> str:
+        return f"Size({list(self)})"
+
+
 def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
     """A new backend array (always a copy) from user data, with the default-dtype rules of DESIGN §3."""
     if hasattr(data, "detach") and hasattr(data, "numpy"):  # a CPU torch tensor
@@ -368,7 +385,8 @@ class Tensor:
             unless one is given.
 
     Attributes:
-        data: the backend array.
+        array: the raw backend array (``numpy.ndarray`` or ``cupy.ndarray``) holding the values.
+        data: a Tensor sharing ``array``, not tracked (PyTorch's ``.data``).
         grad: a Tensor with the accumulated gradient, or None.
         requires_grad: whether gradients flow to this tensor.
 
@@ -404,12 +422,21 @@ class Tensor:
 
     # ---------------------------------------------------------------- attributes
     @property
-    def data(self) -> Any:
-        """The raw backend array (``Tensor.array``); to become PyTorch's untracked Tensor view (issue 11)."""
-        return self.array
+    def data(self) -> "Tensor":
+        """This tensor's values as a new Tensor that shares its memory and is not tracked (PyTorch's ``.data``).
+
+        Writes through it (``p.data.add_(g, alpha=-lr)``) change this tensor without being recorded;
+        assigning ``p.data = t`` makes this tensor use ``t``'s storage. The raw backend array is
+        :attr:`array`.
+        """
+        return Tensor._wrap(self.array)
 
     @data.setter
     def data(self, value: Any) -> None:
+        if isinstance(value, Tensor):
+            value = value.array
+        elif not hasattr(value, "__array_namespace__") and not isinstance(value, np.ndarray):
+            raise TypeError(f"Tensor.data must be assigned a Tensor (or a backend array), got {type(value).__name__}")
         self.array = value
 
     @property
@@ -420,9 +447,30 @@ class Tensor:
     def ndim(self) -> int:
         return self.array.ndim
 
-    @property
-    def size(self) -> int:
+    def size(self, dim: int | None = None) -> Any:
+        """PyTorch's ``size()``: the shape as a :class:`Size` (a tuple), or the length of axis ``dim`` (an int).
+
+        Raises:
+            IndexError: ``dim`` outside ``[-ndim, ndim)``.
+        """
+        shape = self.array.shape
+        if dim is None:
+            return Size(shape)
+        n = len(shape)
+        if not -n <= dim < n:
+            raise IndexError(f"size(): dimension {dim} is out of range for a tensor with {n} dimension(s) "
+                             f"(expected one in [{-n}, {n - 1}])")
+        return shape[dim]
+
+    def numel(self) -> int:
+        """The number of elements (NumPy's ``size``)."""
         return int(self.array.size)
+
+    nelement = numel
+
+    def dim(self) -> int:
+        """The number of dimensions (``ndim``)."""
+        return self.array.ndim
 
     @property
     def dtype(self) -> np.dtype:
@@ -473,7 +521,7 @@ class Tensor:
         return id(self)
 
     def __bool__(self) -> bool:
-        if self.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
         return bool(self.item())
 

@@ -122,12 +122,12 @@ class Module:
         """Move (and/or cast) every parameter in place; gradients are dropped. Returns self."""
         dev = None if device is None else normalize_device(device)
         for p in self.parameters():
-            data = p.data
+            data = p.array
             if dtype is not None:
                 data = get_array_module(data).asarray(data, dtype=dtype)
             if dev is not None:
                 data = to_device(data, dev)
-            p.data = data
+            p.array = data
             p.grad = None
         return self
 
@@ -174,7 +174,7 @@ class Module:
         for name, array in arrays.items():
             p = own[name]
             array = to_device(array, p.device)
-            p.data = get_array_module(array).array(array, dtype=p.dtype, copy=True)
+            p.array = get_array_module(array).array(array, dtype=p.dtype, copy=True)
         return missing, unexpected
 
     def save(self, path: str | os.PathLike[str]) -> None:

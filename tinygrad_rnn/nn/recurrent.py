@@ -94,7 +94,7 @@ def _gru_inputs(xw: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
     H = xw.shape[-1] // 3
     x_rz, x_n = ops.split(xw, [2 * H, H], axis=-1)
     if b_hh is None:
-        b_n = Tensor._wrap(get_array_module(xw.data).zeros(x_n.shape, dtype=xw.dtype))
+        b_n = Tensor._wrap(get_array_module(xw.array).zeros(x_n.shape, dtype=xw.dtype))
     else:
         b_rz, b_n = ops.split(b_hh, [2 * H, H])
         x_rz, b_n = x_rz + b_rz, ops.expand(b_n, x_n.shape)
@@ -157,7 +157,7 @@ class _CellBase(Module):
         batch = x.shape[0] if batched else None
         expected = (batch, self.hidden_size) if batched else (self.hidden_size,)
         if state is None:
-            return Tensor._wrap(get_array_module(x.data).zeros(expected, dtype=self.weight_hh.dtype))
+            return Tensor._wrap(get_array_module(x.array).zeros(expected, dtype=self.weight_hh.dtype))
         if tuple(state.shape) != expected:
             raise OpError(f"{type(self).__name__}: expected {what} of shape {expected}, got {tuple(state.shape)}")
         return state
@@ -294,7 +294,7 @@ class _RecurrentLayer(Module):
         count = self.num_layers * self.num_directions
         expected = (count, batch, self.hidden_size) if batched else (count, self.hidden_size)
         if hx is None:
-            zero = Tensor._wrap(get_array_module(like.data).zeros((batch, self.hidden_size), dtype=like.dtype))
+            zero = Tensor._wrap(get_array_module(like.array).zeros((batch, self.hidden_size), dtype=like.dtype))
             return [zero] * count
         if not isinstance(hx, Tensor):  # a NumPy/CuPy array or nested list: a constant initial state
             hx = Tensor(hx, dtype=like.dtype, device=like.device)
@@ -310,7 +310,7 @@ class _RecurrentLayer(Module):
         if lengths is None:
             return None
         name = type(self).__name__
-        values = to_numpy(lengths.data if isinstance(lengths, Tensor) else lengths)
+        values = to_numpy(lengths.array if isinstance(lengths, Tensor) else lengths)
         values = np.asarray(values)
         if values.ndim != 1 or values.shape[0] != batch:
             raise OpError(f"{name}: expected lengths of shape ({batch},) (one per sequence), got {values.shape}")
@@ -508,7 +508,7 @@ def pad_sequences(sequences: Sequence[Any], batch_first: bool = False, padding_v
     rows = []
     for t in tensors:
         if t.shape[0] < steps:
-            xp = get_array_module(t.data)
+            xp = get_array_module(t.array)
             pad = Tensor._wrap(xp.full((steps - t.shape[0], *t.shape[1:]), padding_value, dtype=t.dtype))
             t = ops.concat([t, pad], axis=0)
         rows.append(t)
