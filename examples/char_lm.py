@@ -19,6 +19,8 @@ from it.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
 import sys
@@ -29,6 +31,16 @@ import numpy as np
 import tinygrad_rnn as tg
 from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
+from tinygrad_rnn.cli import (
+    usage_error,
+    StopRequests,
+    example_parser,
+    explicit_options,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    setup,
+)
 from tinygrad_rnn.serialization import load, save
 
 try:
@@ -37,7 +49,7 @@ except ImportError:  # the progress bar is optional: pip install tinygrad_rnn[ex
     tqdm = None
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-SAVED_SETTINGS = ("cell", "embed_size", "hidden_size", "num_layers")  # stored in the checkpoint
+SAVED_SETTINGS = ("cell", "embed_size", "hidden_size", "num_layers", "batch_size", "seq_len", "lr", "clip")
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -123,9 +135,12 @@ def sample(model: CharLM, vocab: list[str], prompt: str, length: int, temperatur
         logits, state = model(tg.Tensor(np.array(ids)[:, None], device=device))
         last = logits[-1, 0]
         for _ in range(length):
-            logp = tg.log_softmax(last * (1.0 / temperature)).numpy().astype(np.float64)
-            p = np.exp(logp - logp.max())
-            next_id = int(rng.choice(len(vocab), p=p / p.sum()))
+            if temperature == 0:  # greedy: the most likely character
+                next_id = int(last.numpy().argmax())
+            else:
+                logp = tg.log_softmax(last * (1.0 / temperature)).numpy().astype(np.float64)
+                p = np.exp(logp - logp.max())
+                next_id = int(rng.choice(len(vocab), p=p / p.sum()))
             out.append(vocab[next_id])
             logits, state = model(tg.Tensor(np.array([[next_id]]), device=device), state)
             last = logits[-1, 0]
@@ -134,137 +149,206 @@ def sample(model: CharLM, vocab: list[str], prompt: str, length: int, temperatur
 
 # ----------------------------------------------------------------------------------------------- main
 
+CHECKPOINT_FORMAT = 2  # 2: also the carried state, the losses, the generators and the data's hash
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
+    """The options, and which of them the user typed (``--resume`` refuses typed ones that contradict)."""
+    p = example_parser(__doc__, out="runs/char_lm")
     p.add_argument("--cell", choices=sorted(CELLS), default="lstm", help="recurrent layer")
-    p.add_argument("--data", help="a UTF-8 text file (default: the Python docs shipped with CPython)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--out", default="runs/char_lm", help="folder for the checkpoint and the sample")
-    p.add_argument("--steps", type=int, default=600, help="training steps (chunks)")
-    p.add_argument("--batch-size", type=int, default=32, help="parallel streams of text")
-    p.add_argument("--seq-len", type=int, default=64, help="truncated-BPTT length (characters per chunk)")
-    p.add_argument("--embed-size", type=int, default=32, help="character embedding size")
-    p.add_argument("--hidden-size", type=int, default=128, help="recurrent hidden size")
-    p.add_argument("--num-layers", type=int, default=1, help="stacked recurrent layers")
-    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
-    p.add_argument("--clip", type=float, default=1.0, help="max global gradient norm")
-    p.add_argument("--max-chars", type=int, default=0, help="use only the first N characters (0: all)")
-    p.add_argument("--sample-len", type=int, default=300, help="characters to sample at the end")
-    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the sampler")
+    p.add_argument("--data", default=None,
+                   help="a UTF-8 text file; by default the Python documentation shipped with CPython")
+    p.add_argument("--steps", type=non_negative_int, default=600, help="training steps (chunks) to run now")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="parallel streams of text")
+    p.add_argument("--seq-len", type=positive_int, default=64, help="truncated-BPTT length (characters per chunk)")
+    p.add_argument("--embed-size", type=positive_int, default=32, help="character embedding size")
+    p.add_argument("--hidden-size", type=positive_int, default=128, help="recurrent hidden size")
+    p.add_argument("--num-layers", type=positive_int, default=1, help="stacked recurrent layers")
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate")
+    p.add_argument("--clip", type=positive_float, default=1.0, help="max global gradient norm")
+    p.add_argument("--max-chars", type=non_negative_int, default=0, help="use only the first N characters (0: all)")
+    p.add_argument("--sample-len", type=non_negative_int, default=300, help="characters to sample at the end")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="sampling temperature (0: always the most likely character)")
+    p.add_argument("--save-every", type=non_negative_int, default=100,
+                   help="write the checkpoint every N steps (0: only at the end and on Ctrl-C/SIGTERM)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 100 steps instead)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.temperature >= 0 or args.temperature == float("inf"):
+        p.error(f"--temperature: expected a finite number >= 0, got {args.temperature}")
+    args.device = setup(p, args)
+    return args, explicit_options(p, argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    for name in ("steps", "batch_size", "seq_len", "embed_size", "hidden_size", "num_layers", "sample_len"):
-        if getattr(args, name) < (0 if name in ("steps", "sample_len") else 1):
-            raise SystemExit(f"char_lm.py: --{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    tg.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    try:
-        device = tg.backend.normalize_device(args.device)
-    except tg.DeviceError as exc:
-        raise SystemExit(f"char_lm.py: {exc}") from None
-
+def read_text(args: argparse.Namespace) -> tuple[str, str]:
+    """The training text and a name for its source; exits with one line when --data cannot be used."""
     if args.data:
         try:
             with open(args.data, encoding="utf-8") as f:
                 text, source = f.read(), args.data
         except (OSError, UnicodeDecodeError) as exc:
-            raise SystemExit(f"char_lm.py: cannot read --data {args.data}: {exc}") from None
+            usage_error("char_lm.py", f"cannot read --data {args.data}: {exc}")
     else:
         text, source = default_text()
     if args.max_chars:
         text = text[: args.max_chars]
+    return text, source
+
+
+def load_checkpoint(path: str, args: argparse.Namespace, typed: set[str], text_hash: str) -> dict:
+    """The saved run; refuses one that does not match the options the user typed or the data."""
+    if not os.path.exists(path):
+        usage_error("char_lm.py", f"--resume: no checkpoint at {path}")
+    try:
+        saved = load(path)
+    except Exception as exc:  # a truncated or foreign file
+        usage_error("char_lm.py", f"--resume: cannot read {path}: {exc}")
+    version = int(saved["format"]) if "format" in saved else 1
+    if version != CHECKPOINT_FORMAT:
+        usage_error("char_lm.py", f"--resume: {path} has checkpoint format {version}, this script reads "
+                         f"format {CHECKPOINT_FORMAT}; start a new run with another --out")
+    if str(saved["data_sha256"]) != text_hash:
+        usage_error("char_lm.py", f"--resume: the text differs from the one {path} was trained on "
+                         "(other --data or --max-chars); resume with the same text or start a new run")
+    for name in SAVED_SETTINGS:
+        value = saved[name].item()
+        if name in typed and getattr(args, name) != value:
+            flag = "--" + name.replace("_", "-")
+            usage_error("char_lm.py", f"--resume: {flag} {getattr(args, name)} contradicts the checkpoint's "
+                             f"{flag} {value}; leave it out to continue that run, or start a new one in another --out")
+        setattr(args, name, value)  # the run's settings come from the checkpoint
+    return saved
+
+
+def checkpoint_dict(model, opt, args, vocab, step, state, losses, text_hash) -> dict:
+    """Everything a bit-identical continuation needs: weights, Adam's moments, the carried (detached)
+    recurrent state, the step (which fixes the data position), the losses so far, the generators' states."""
+    out = {f"model.{k}": v for k, v in model.state_dict().items()}
+    out.update({f"optim.{k}": v for k, v in opt.state_dict().items()})
+    states = () if state is None else state if isinstance(state, tuple) else (state,)
+    for i, s in enumerate(states):
+        out[f"carried.{i}"] = s
+    out["vocab"] = np.array([ord(ch) for ch in vocab], dtype=np.int32)
+    out["step"] = np.array(step)
+    out["losses"] = np.array(losses, dtype=np.float64)
+    out["rng"] = np.array(json.dumps(tg.default_rng(args.device).bit_generator.state))
+    out["data_sha256"] = np.array(text_hash)
+    out["format"] = np.array(CHECKPOINT_FORMAT)
+    for name in SAVED_SETTINGS:
+        out[name] = np.array(getattr(args, name))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, typed = parse_args(argv)
+    device = args.device
+    rng = np.random.default_rng(args.seed)
+    text, source = read_text(args)
+    text_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
     checkpoint = os.path.join(args.out, "checkpoint.npz")
     saved = None
     if args.resume:
-        if not os.path.exists(checkpoint):
-            raise SystemExit(f"char_lm.py: --resume: no checkpoint at {checkpoint}")
-        saved = load(checkpoint)
-        for name in SAVED_SETTINGS:  # the architecture comes from the checkpoint
-            setattr(args, name, saved[name].item())
+        saved = load_checkpoint(checkpoint, args, typed, text_hash)
+    elif os.path.exists(checkpoint) and not args.overwrite:
+        usage_error("char_lm.py", f"{checkpoint} exists; pass --resume to continue that run, --overwrite to "
+                         "replace it, or another --out")
     vocab = [chr(c) for c in saved["vocab"]] if saved is not None else sorted(set(text))
     index = {ch: i for i, ch in enumerate(vocab)}
-    ids = np.array([index.get(ch, 0) for ch in text], dtype=np.int64)
+    ids = np.array([index[ch] for ch in text], dtype=np.int64)
     split = int(len(ids) * 0.95)
     train, valid = batchify(ids[:split], args.batch_size), batchify(ids[split:], args.batch_size)
-    if train.shape[1] <= args.seq_len + 1:
-        raise SystemExit(f"the text is too short for batch size {args.batch_size} and seq len {args.seq_len}")
+    if train.shape[1] <= args.seq_len + 1 or valid.shape[1] < 2:
+        usage_error("char_lm.py", f"the text ({len(text):,} characters) is too short for --batch-size "
+                         f"{args.batch_size} and --seq-len {args.seq_len}")
     entropy = unigram_entropy(ids, len(vocab))
     print(f"data: {source}: {len(text):,} characters, vocabulary {len(vocab)}, "
           f"unigram entropy {entropy:.3f} nats/char")
 
     model = CharLM(len(vocab), args.embed_size, args.hidden_size, args.num_layers, args.cell, device)
     opt = optim.Adam(model.parameters(), lr=args.lr)
-    step0 = 0
+    step0, state, losses = 0, None, []
     if saved is not None:
         model.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("model.")})
         opt.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("optim.")})
         step0 = int(saved["step"])
+        losses = [float(v) for v in saved["losses"]]
+        carried = [tg.Tensor(saved[k], device=device) for k in sorted(k for k in saved if k.startswith("carried."))]
+        state = None if not carried else tuple(carried) if len(carried) > 1 else carried[0]
+        tg.default_rng(device).bit_generator.state = json.loads(str(saved["rng"]))
         print(f"resumed from {checkpoint} at step {step0}")
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {args.cell.upper()} embed {args.embed_size}, hidden {args.hidden_size} x {args.num_layers} "
           f"layer(s), {n_params:,} parameters, on {device}")
 
+    def write_checkpoint(step: int) -> None:
+        try:
+            save(checkpoint_dict(model, opt, args, vocab, step, state, losses, text_hash), checkpoint)
+        except OSError as exc:
+            raise SystemExit(f"char_lm.py: cannot write the checkpoint {checkpoint}: {exc}") from None
+
     valid_before = evaluate(model, valid, args.seq_len, device)
     print(f"validation loss before training: {valid_before:.3f} nats/char")
     chunks = (train.shape[1] - 1) // args.seq_len
-    state, losses = None, []
     bar = None if (tqdm is None or args.no_progress) else tqdm(total=args.steps, unit="step", dynamic_ncols=True)
     started = time.perf_counter()
-    for step in range(step0, step0 + args.steps):
-        chunk = step % chunks
-        if chunk == 0:
-            state = None  # a new pass over the text: start from the zero state
-        start = chunk * args.seq_len
-        x = train[:, start : start + args.seq_len].T
-        y = train[:, start + 1 : start + 1 + args.seq_len].T
-        loss, state = sequence_loss(model, x, y, state, device)
-        state = detach_state(state)
-        opt.zero_grad()
-        loss.backward()
-        optim.clip_grad_norm_(model.parameters(), args.clip)
-        opt.step()
-        losses.append(loss.item())
-        recent = float(np.mean(losses[-50:]))
-        if bar is not None:
-            bar.set_postfix(loss=f"{recent:.3f}", ppl=f"{math.exp(recent):.2f}")
-            bar.update(1)
-        elif (step + 1) % 100 == 0:
-            print(f"step {step + 1}: loss {recent:.3f} nats/char, perplexity {math.exp(recent):.2f}", flush=True)
+    step = step0
+    with StopRequests() as stop:
+        while step < step0 + args.steps and not stop.requested:
+            chunk = step % chunks
+            if chunk == 0:
+                state = None  # a new pass over the text: start from the zero state
+            start = chunk * args.seq_len
+            x = train[:, start : start + args.seq_len].T
+            y = train[:, start + 1 : start + 1 + args.seq_len].T
+            loss, new_state = sequence_loss(model, x, y, state, device)
+            opt.zero_grad()
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            state = detach_state(new_state)
+            losses.append(loss.item())
+            step += 1
+            recent = float(np.mean(losses[-50:]))
+            if bar is not None:
+                bar.set_postfix(loss=f"{recent:.3f}", ppl=f"{math.exp(recent):.2f}")
+                bar.update(1)
+            elif step % 100 == 0:
+                print(f"step {step}: loss {recent:.3f} nats/char, perplexity {math.exp(recent):.2f}", flush=True)
+            if args.save_every and (step - step0) % args.save_every == 0:
+                write_checkpoint(step)
     if bar is not None:
         bar.close()
+    write_checkpoint(step)
+    if step < step0 + args.steps:
+        print(f"\nstopped at step {step} (Ctrl-C or SIGTERM); checkpoint written to {checkpoint}.\n"
+              f"Continue with the same options plus: --resume --steps {step0 + args.steps - step}", file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - started
 
     valid_after = evaluate(model, valid, args.seq_len, device)
     if losses:
         n_first, n_last = min(10, len(losses)), min(50, len(losses))
         first, last = float(np.mean(losses[:n_first])), float(np.mean(losses[-n_last:]))
-        print(f"\ntrained {args.steps} steps in {elapsed:.1f} s ({1000 * elapsed / args.steps:.0f} ms/step)")
+        if args.steps:
+            print(f"\ntrained {args.steps} steps in {elapsed:.1f} s ({1000 * elapsed / args.steps:.0f} ms/step)")
         print(f"train loss: first {n_first} steps {first:.3f}, last {n_last} steps {last:.3f} nats/char "
               f"(perplexity {math.exp(first):.1f} -> {math.exp(last):.1f})")
     print(f"validation loss: {valid_before:.3f} -> {valid_after:.3f} nats/char")
+    gap = entropy - valid_after
     print(f"unigram character entropy: {entropy:.3f} nats/char "
-          f"({'below' if valid_after < entropy else 'NOT below'} it by {entropy - valid_after:.3f})")
+          + (f"(the model is {gap:.3f} below it)" if gap > 0 else f"(the model is {-gap:.3f} above it: "
+             "it has not yet learned more than the character frequencies)"))
 
     text_out = sample(model.eval(), vocab, "The ", args.sample_len, args.temperature, device, rng)
     print("\nsample:\n" + text_out + "\n")
-
-    os.makedirs(args.out, exist_ok=True)
-    state_out = {f"model.{k}": v for k, v in model.state_dict().items()}
-    state_out.update({f"optim.{k}": v for k, v in opt.state_dict().items()})
-    state_out["vocab"] = np.array([ord(ch) for ch in vocab], dtype=np.int32)
-    state_out["step"] = np.array(step0 + args.steps)
-    for name in SAVED_SETTINGS:
-        state_out[name] = np.array(getattr(args, name))
-    save(state_out, checkpoint)
-    with open(os.path.join(args.out, "sample.txt"), "w", encoding="utf-8") as f:
-        f.write(text_out)
+    try:
+        with open(os.path.join(args.out, "sample.txt"), "w", encoding="utf-8") as f:
+            f.write(text_out)
+    except OSError as exc:
+        raise SystemExit(f"char_lm.py: cannot write the sample to {args.out}: {exc}") from None
     print(f"checkpoint: {checkpoint}")
     return 0
 

@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 import tinygrad_rnn as tg
+from tinygrad_rnn.cli import example_parser, non_negative_int, positive_float, positive_int, setup, usage_error
 from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 
@@ -105,37 +106,36 @@ def predict(model: Forecaster, x: np.ndarray, device: str) -> np.ndarray:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--cell", choices=sorted(CELLS), default="lstm")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--out", default="runs/sunspots", help="folder for the plot and the forecast CSV")
+    p = example_parser(__doc__, out="runs/sunspots")
+    p.add_argument("--cell", choices=sorted(CELLS), default="lstm", help="recurrent layer")
     p.add_argument("--data", default=DATA, help="a CSV of year,value rows with a header")
     p.add_argument("--test-from", type=int, default=1940, help="first year of the test period")
-    p.add_argument("--window", type=int, default=16, help="years the model reads before each forecast")
-    p.add_argument("--ar-order", type=int, default=9, help="order p of the AR(p) baseline")
-    p.add_argument("--hidden-size", type=int, default=32)
-    p.add_argument("--num-layers", type=int, default=1)
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
-    p.add_argument("--clip", type=float, default=1.0, help="max global gradient norm")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window", type=positive_int, default=16, help="years the model reads before each forecast")
+    p.add_argument("--ar-order", type=positive_int, default=9, help="order p of the AR(p) baseline")
+    p.add_argument("--hidden-size", type=positive_int, default=32, help="recurrent hidden size")
+    p.add_argument("--num-layers", type=positive_int, default=1, help="stacked recurrent layers")
+    p.add_argument("--epochs", type=non_negative_int, default=100, help="passes over the training windows")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="windows per training step")
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate")
+    p.add_argument("--clip", type=positive_float, default=1.0, help="max global gradient norm")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 50 epochs instead)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.device = setup(p, args)
+    if not os.path.isfile(args.data):
+        p.error(f"--data {args.data}: no such file")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    device = tg.backend.normalize_device(args.device)
+    device = args.device
 
     years, spots = load_sunspots(args.data)
     split = int(np.searchsorted(years, args.test_from))
     if not args.window <= split - 10 or split >= len(years):
-        raise SystemExit(f"--test-from {args.test_from} and --window {args.window} leave too little data")
+        usage_error("sunspots.py", f"--test-from {args.test_from} and --window {args.window} leave too little data")
     mean, std = spots[:split].mean(), spots[:split].std()  # the training years' statistics only
     z = (spots - mean) / std
     x_train, y_train = windows(z, args.window, range(args.window, split))
@@ -167,10 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             total += loss.item() * len(idx)
         train_rmse = np.sqrt(total / len(order)) * std
         if bar is not None:
-            bar.set_postfix(train_rmse=f"{train_rmse:.1f}")
+            bar.set_postfix(epoch_rmse=f"{train_rmse:.1f}")  # averaged while the weights still moved
             bar.update(1)
         elif (epoch + 1) % 50 == 0:
-            print(f"epoch {epoch + 1}: train RMSE {train_rmse:.1f} sunspots", flush=True)
+            print(f"epoch {epoch + 1}: mean train RMSE during the epoch {train_rmse:.1f} sunspots", flush=True)
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - started
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         f"AR({args.ar_order}) least squares": rmse(ar, truth),
     }
     print(f"\ntrained {args.epochs} epochs in {elapsed:.1f} s "
-          f"(train RMSE {rmse(predict(model, x_train, device) * std + mean, spots[args.window:split]):.1f})")
+          f"(train RMSE of the final model {rmse(predict(model, x_train, device) * std + mean, spots[args.window:split]):.1f})")
     print(f"test RMSE, one year ahead, {years[split]}-{years[-1]} (sunspots; the test years' std is "
           f"{truth.std():.1f}):")
     for name, value in scores.items():

@@ -43,6 +43,7 @@ import tokenize
 import numpy as np
 
 import tinygrad_rnn as tg
+from tinygrad_rnn.cli import example_parser, non_negative_int, positive_float, positive_int, setup
 from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 from tinygrad_rnn.serialization import save
@@ -225,32 +226,30 @@ def show(ex, preds: dict[str, np.ndarray]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = example_parser(__doc__, out="runs/tag_python_tokens")
     p.add_argument("--packages", nargs="+", default=["json", "email", "asyncio"],
                    help="standard-library packages whose *.py files are the data")
-    p.add_argument("--test-every", type=int, default=5, help="hold out every N-th file (sorted by name)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--out", default="runs/tag_python_tokens", help="folder for metrics, examples and weights")
-    p.add_argument("--max-len", type=int, default=100, help="cut lines to this many characters")
-    p.add_argument("--max-lines", type=int, default=4000, help="train on at most this many lines (0: all)")
-    p.add_argument("--embed-size", type=int, default=16)
-    p.add_argument("--hidden-size", type=int, default=32, help="per direction")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--max-steps", type=int, default=0, help="stop after this many batches (0: no limit)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
-    p.add_argument("--clip", type=float, default=1.0, help="max global gradient norm")
+    p.add_argument("--test-every", type=positive_int, default=5, help="hold out every N-th file (sorted by name)")
+    p.add_argument("--max-len", type=positive_int, default=100, help="cut lines to this many characters")
+    p.add_argument("--max-lines", type=non_negative_int, default=4000, help="train on at most this many lines (0: all)")
+    p.add_argument("--embed-size", type=positive_int, default=16, help="character embedding size")
+    p.add_argument("--hidden-size", type=positive_int, default=32, help="LSTM hidden size per direction")
+    p.add_argument("--epochs", type=non_negative_int, default=2, help="passes over the training lines")
+    p.add_argument("--max-steps", type=non_negative_int, default=0, help="stop after this many batches (0: no limit)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="lines per training step")
+    p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate")
+    p.add_argument("--clip", type=positive_float, default=1.0, help="max global gradient norm")
     p.add_argument("--compare", action="store_true", help="also train a unidirectional LSTM of the same size")
-    p.add_argument("--show", type=int, default=6, help="tagged test lines to print")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--show", type=non_negative_int, default=6, help="tagged test lines to print")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 100 batches instead)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.device = setup(p, args)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    device = tg.backend.normalize_device(args.device)
+    device = args.device
     rng = np.random.default_rng(args.seed)
 
     files = load_files(args.packages)

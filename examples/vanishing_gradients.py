@@ -20,13 +20,13 @@ Writes ``vanishing_gradients.png`` (needs matplotlib) and prints the norms at a 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import numpy as np
 
 import tinygrad_rnn as tg
+from tinygrad_rnn.cli import example_parser, positive_int, setup
 from tinygrad_rnn import nn
 
 CELLS = {"RNN (tanh)": nn.RNNCell, "LSTM": nn.LSTMCell, "GRU": nn.GRUCell}
@@ -44,44 +44,43 @@ def text_one_hot(steps: int, batch: int, rng: np.random.Generator) -> np.ndarray
     return np.eye(len(vocab), dtype=np.float64)[ids]
 
 
-def gradient_norms(cell: nn.Module, x: np.ndarray, readout: np.ndarray) -> np.ndarray:
+def gradient_norms(cell: nn.Module, x: np.ndarray, readout: np.ndarray, device: str = "cpu") -> np.ndarray:
     """‖∂L/∂h_t‖ (mean over the batch) for t = 1..T, with L = Σ_b readout · h_T."""
     hidden = readout.shape[0]
-    h = tg.zeros(x.shape[1], hidden, dtype=np.float64)
-    c = tg.zeros(x.shape[1], hidden, dtype=np.float64)
+    h = tg.zeros(x.shape[1], hidden, dtype=np.float64, device=device)
+    c = tg.zeros(x.shape[1], hidden, dtype=np.float64, device=device)
     states = []
     for t in range(x.shape[0]):
         if isinstance(cell, nn.LSTMCell):
-            h, c = cell(tg.Tensor(x[t]), (h, c))
+            h, c = cell(tg.Tensor(x[t], device=device), (h, c))
         else:
-            h = cell(tg.Tensor(x[t]), h)
+            h = cell(tg.Tensor(x[t], device=device), h)
         states.append(h.retain_grad())
-    (h @ tg.Tensor(readout)).sum().backward()
+    (h @ tg.Tensor(readout, device=device)).sum().backward()
     return np.array([np.linalg.norm(s.grad.numpy(), axis=1).mean() for s in states])
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=200, help="sequence length T")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--hidden-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/vanishing")
+    p = example_parser(__doc__, out="runs/vanishing")
+    p.add_argument("--steps", type=positive_int, default=200, help="sequence length T")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="sequences averaged over")
+    p.add_argument("--hidden-size", type=positive_int, default=64, help="recurrent hidden size")
     args = p.parse_args(argv)
+    device = setup(p, args)
 
     rng = np.random.default_rng(args.seed)
-    x = text_one_hot(args.steps, args.batch, rng)
+    x = text_one_hot(args.steps, args.batch_size, rng)
     readout = rng.standard_normal(args.hidden_size) / np.sqrt(args.hidden_size)
     norms = {}
     for name, cls in CELLS.items():
         tg.manual_seed(args.seed)  # PyTorch's initialisation, U(-1/sqrt(H), 1/sqrt(H))
-        norms[name] = gradient_norms(cls(x.shape[2], args.hidden_size, dtype=np.float64), x, readout)
+        norms[name] = gradient_norms(cls(x.shape[2], args.hidden_size, dtype=np.float64, device=device), x, readout, device)
     tg.manual_seed(args.seed)
-    lstm = nn.LSTMCell(x.shape[2], args.hidden_size, dtype=np.float64)
+    lstm = nn.LSTMCell(x.shape[2], args.hidden_size, dtype=np.float64, device=device)
     forget = slice(args.hidden_size, 2 * args.hidden_size)  # gate order i, f, g, o
     lstm.bias_ih.array[forget] = 3.0
     lstm.bias_hh.array[forget] = 0.0
-    norms["LSTM (f bias 3)"] = gradient_norms(lstm, x, readout)
+    norms["LSTM (f bias 3)"] = gradient_norms(lstm, x, readout, device)
 
     marks = sorted({args.steps, args.steps - 10, args.steps - 50, args.steps // 2, 1} - {0}, reverse=True)
     marks = [m for m in marks if 1 <= m <= args.steps]
