@@ -335,13 +335,61 @@ def addmm(c: Any, a: Tensor, b: Tensor) -> Tensor:
     return AddMM.apply(_const(c, a), a, b)
 
 
+_COMPARISONS = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal",
+                "ne": "not_equal"}
+
+
+def _operand(value: Any, like: Tensor) -> Tensor:
+    """``value`` as a tensor next to ``like``: a tensor as it is, a list/tuple as an array on its device."""
+    if isinstance(value, (list, tuple)):
+        value = get_array_module(like.array).asarray(value)
+    return _const(value, like)
+
+
 def compare(a: Any, b: Any, op: str) -> Tensor:
-    """Elementwise comparison (``lt le gt ge eq ne``) as a boolean tensor; not differentiable."""
-    a, b = _pair(a, b)
+    """Elementwise comparison (``lt le gt ge eq ne``) with broadcasting, as a boolean tensor; not differentiable.
+
+    Raises:
+        OpError: shapes that do not broadcast, or operands on different devices.
+    """
+    if isinstance(a, Tensor):
+        b = _operand(b, a)
+    else:
+        a = _operand(a, b)
     _check_same_device(op, a, b)
-    fn = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal",
-          "ne": "not_equal"}[op]
-    return Tensor._wrap(getattr(get_array_module(a.array), fn)(a.array, b.array))
+    try:
+        out = getattr(get_array_module(a.array), _COMPARISONS[op])(a.array, b.array)
+    except ValueError as exc:
+        raise OpError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast ({exc})") from None
+    return Tensor._wrap(out)
+
+
+def equal(a: Tensor, b: Any) -> bool:
+    """``torch.equal``: True when both have the same shape and the same values."""
+    b = _operand(b, a)
+    if a.shape != b.shape:
+        return False
+    _check_same_device("equal", a, b)
+    return bool((a.array == b.array).all())
+
+
+def isclose(a: Tensor, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
+    """``torch.isclose``: elementwise ``|a - b| <= atol + rtol·|b|`` as a boolean tensor."""
+    b = _operand(b, a)
+    _check_same_device("isclose", a, b)
+    return Tensor._wrap(get_array_module(a.array).isclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(a: Tensor, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """``torch.allclose``: True when :func:`isclose` holds everywhere.
+
+    Raises:
+        OpError: shapes that do not broadcast.
+    """
+    try:
+        return bool(isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan).array.all())
+    except ValueError as exc:
+        raise OpError(f"allclose: shapes {tuple(a.shape)} and {tuple(getattr(b, 'shape', ()))} do not broadcast ({exc})") from None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -370,6 +370,12 @@ def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
     return array
 
 
+def _comparable(value: Any) -> bool:
+    """Whether ``==`` with ``value`` compares elementwise: tensors, numbers, arrays and (nested) lists."""
+    return isinstance(value, (Tensor, int, float, bool, list, tuple, np.ndarray, np.generic)) or hasattr(
+        value, "__array_namespace__")
+
+
 class Tensor:
     """An n-dimensional array on a device, recording the ops applied to it.
 
@@ -413,6 +419,8 @@ class Tensor:
     def _wrap(cls, data: Any, ctx: Function | None = None, index: int = 0) -> "Tensor":
         """Fast constructor for op outputs: no conversion, no checks."""
         t = _new_object(cls)
+        if type(data) is not np.ndarray and isinstance(data, np.generic):
+            data = np.asarray(data)  # NumPy turns 0-d results into scalars; a tensor always holds an array
         t.array = data
         t.grad = None
         t._ctx = ctx
@@ -516,9 +524,6 @@ class Tensor:
 
     def __int__(self) -> int:
         return int(self.item())
-
-    def __hash__(self) -> int:
-        return id(self)
 
     def __bool__(self) -> bool:
         if self.array.size != 1:
@@ -674,7 +679,19 @@ class Tensor:
     def __abs__(self) -> "Tensor":
         return _ops.abs(self)
 
-    # comparisons give boolean tensors without history
+    # comparisons: elementwise, boolean tensors without history (PyTorch's meaning of == and !=)
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        if other is None or not _comparable(other):
+            return NotImplemented if other is not None else False
+        return _ops.compare(self, other, "eq")
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        if other is None or not _comparable(other):
+            return NotImplemented if other is not None else True
+        return _ops.compare(self, other, "ne")
+
+    __hash__ = object.__hash__  # identity, as torch: tensors stay usable as dict keys and set members
+
     def __lt__(self, other: Any) -> "Tensor":
         return _ops.compare(self, other, "lt")
 
@@ -688,11 +705,40 @@ class Tensor:
         return _ops.compare(self, other, "ge")
 
     def eq(self, other: Any) -> "Tensor":
-        """Elementwise ``==`` as a boolean tensor (``==`` itself keeps Python identity semantics)."""
+        """Elementwise ``self == other`` as a boolean tensor (broadcasting); no gradient."""
         return _ops.compare(self, other, "eq")
 
     def ne(self, other: Any) -> "Tensor":
+        """Elementwise ``self != other`` as a boolean tensor; no gradient."""
         return _ops.compare(self, other, "ne")
+
+    def lt(self, other: Any) -> "Tensor":
+        """Elementwise ``self < other`` as a boolean tensor; no gradient."""
+        return _ops.compare(self, other, "lt")
+
+    def le(self, other: Any) -> "Tensor":
+        """Elementwise ``self <= other`` as a boolean tensor; no gradient."""
+        return _ops.compare(self, other, "le")
+
+    def gt(self, other: Any) -> "Tensor":
+        """Elementwise ``self > other`` as a boolean tensor; no gradient."""
+        return _ops.compare(self, other, "gt")
+
+    def ge(self, other: Any) -> "Tensor":
+        """Elementwise ``self >= other`` as a boolean tensor; no gradient."""
+        return _ops.compare(self, other, "ge")
+
+    def equal(self, other: Any) -> bool:
+        """True when ``other`` has the same shape and the same values (``torch.equal``)."""
+        return _ops.equal(self, other)
+
+    def allclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+        """True when ``|self - other| <= atol + rtol·|other|`` everywhere (``torch.allclose``)."""
+        return _ops.allclose(self, other, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+    def isclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> "Tensor":
+        """Elementwise ``|self - other| <= atol + rtol·|other|`` as a boolean tensor (``torch.isclose``)."""
+        return _ops.isclose(self, other, rtol=rtol, atol=atol, equal_nan=equal_nan)
 
     # ---------------------------------------------------------------- elementwise
     def exp(self) -> "Tensor":
