@@ -13,7 +13,7 @@ from tinygrad_rnn import ops
 from tinygrad_rnn.backend import get_array_module
 from tinygrad_rnn.tensor import OpError, Tensor, default_rng
 
-__all__ = ["linear", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "dropout",
+__all__ = ["check_dropout_probability", "linear", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "dropout",
            "sigmoid", "tanh", "relu", "embedding"]
 
 sigmoid = ops.sigmoid
@@ -108,16 +108,33 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # 
     return sq.sum() if reduction == "sum" else sq.mean()
 
 
+def check_dropout_probability(p: Any, where: str) -> float:
+    """``p`` if it is a dropout probability (a number in [0, 1]); the one check of it, used by
+    :func:`dropout`, ``nn.Dropout`` and the recurrent layers' ``dropout``.
+
+    Raises:
+        ValueError: ``p`` is not a number in [0, 1] (``where`` names the caller).
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p <= 1:
+        raise ValueError(f"{where}: dropout probability must be a number in [0, 1], got {p!r}")
+    return float(p)
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: zero each element with probability ``p``, scale the rest by ``1/(1-p)``.
 
-    Identity when ``training`` is False or ``p == 0``. The mask comes from the device's generator
-    (see :func:`tinygrad_rnn.manual_seed`). Backward: ``g·mask/(1-p)`` through the tape.
+    Identity when ``training`` is False or ``p == 0``; zeros when ``p == 1`` (as PyTorch). The mask comes
+    from the device's generator (see :func:`tinygrad_rnn.manual_seed`). Backward: ``g·mask/(1-p)`` through
+    the tape.
+
+    Raises:
+        ValueError: ``p`` outside [0, 1] (:func:`check_dropout_probability`).
     """
-    if not 0 <= p < 1:
-        raise OpError(f"dropout: p must be in [0, 1), got {p}")
+    check_dropout_probability(p, "dropout")
     if not training or p == 0:
         return x
+    if p == 1:
+        return x * 0.0
     keep = default_rng(x.device).random(x.shape, dtype=np.float32) >= p
     scale = keep.astype(x.dtype) * x.dtype.type(1 / (1 - p))
     return x * scale

@@ -76,9 +76,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = p
+        self.p = F.check_dropout_probability(p, "Dropout")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
