@@ -324,3 +324,23 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, dtype):
     check(errors, dtype)
     clipped = max_norm < float(total_t)
     assert clipped == (max_norm == 0.5)  # both branches are exercised
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_packed_sequence_matches_torch(kind):
+    """A PackedSequence made by torch's pack_padded_sequence runs through ours with the same numbers."""
+    from tinygrad_rnn.nn.utils.rnn import PackedSequence
+
+    rng = np.random.default_rng(5)
+    theirs, ours = make_pair(kind, False, np.float64, input_size=IN, hidden_size=HID, num_layers=2,
+                             bidirectional=True)
+    x = rng.standard_normal((T, B, IN))
+    packed_t = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(LENGTHS),
+                                                       enforce_sorted=False)
+    packed_g = PackedSequence(tg.Tensor(packed_t.data.numpy()), packed_t.batch_sizes.numpy(),
+                              packed_t.sorted_indices.numpy(), packed_t.unsorted_indices.numpy())
+    (out_t, state_t), (out_g, state_g) = theirs(packed_t), ours(packed_g)
+    errors = {"output": rel_err(out_g.data, out_t.data)}
+    for i, (st, sg) in enumerate(zip(*(s if isinstance(s, tuple) else (s,) for s in (state_t, state_g)))):
+        errors[f"state {i}"] = rel_err(sg, st)
+    check(errors, np.float64)

@@ -85,10 +85,12 @@ class RecurrentCell:
         Returns:
             ``(inputs, p)``: the T per-step inputs :meth:`step` receives, and the dict it receives. The
             default computes the input projection ``x W_ihᵀ + b_ih + b_hh`` of all steps in one matmul
-            (biases that are absent are left out) and adds ``p["weight_hh_t"]`` = W_hhᵀ, transposed once.
+            (biases that are absent are left out) and, when ``weight_hh`` is a matrix, adds
+            ``p["weight_hh_t"]`` = W_hhᵀ, transposed once rather than at every step.
         """
         inputs = input_projection(x, p["weight_ih"], p.get("bias_ih"), p.get("bias_hh")).unbind(0)
-        return inputs, {**p, "weight_hh_t": p["weight_hh"].T}
+        w_hh = p.get("weight_hh")
+        return inputs, p if w_hh is None or w_hh.ndim != 2 else {**p, "weight_hh_t": w_hh.T}
 
     def step(self, x_t: Any, state: State, p: Params) -> State:
         """One time step: the new state from this step's input (an entry of ``prepare``'s inputs), the
