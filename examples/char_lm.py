@@ -14,6 +14,11 @@ from it.
 
     python examples/char_lm.py                      # LSTM, CPU, about a minute on 2 cores
     python examples/char_lm.py --cell gru --device cuda --steps 2000
+    mpiexec -n 2 python examples/char_lm.py --distributed   # data-parallel on 2 ranks (the [mpi] extra)
+
+With ``--distributed`` every rank trains on its own streams of the batch (``--batch-size`` is the global
+batch), the gradients are averaged over the ranks before clipping and the step, and rank 0 alone reads the
+data and checkpoint, prints, samples and writes the checkpoint (the same file a one-process run writes).
 """
 
 from __future__ import annotations
@@ -175,6 +180,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 100 steps instead)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks: launch with mpiexec -n N (needs the [mpi] extra)")
     args = p.parse_args(argv)
     if not args.temperature >= 0 or args.temperature == float("inf"):
         p.error(f"--temperature: expected a finite number >= 0, got {args.temperature}")
@@ -197,14 +204,18 @@ def read_text(args: argparse.Namespace) -> tuple[str, str]:
     return text, source
 
 
-def load_checkpoint(path: str, args: argparse.Namespace, typed: set[str], text_hash: str) -> dict:
-    """The saved run; refuses one that does not match the options the user typed or the data."""
+def read_checkpoint(path: str) -> dict:
     if not os.path.exists(path):
         usage_error("char_lm.py", f"--resume: no checkpoint at {path}")
     try:
-        saved = load(path)
+        return load(path)
     except Exception as exc:  # a truncated or foreign file
         usage_error("char_lm.py", f"--resume: cannot read {path}: {exc}")
+
+
+def load_checkpoint(path: str, args: argparse.Namespace, typed: set[str], text_hash: str, on_main) -> dict:
+    """The saved run; refuses one that does not match the options the user typed or the data."""
+    saved = on_main(read_checkpoint, path)
     version = int(saved["format"]) if "format" in saved else 1
     if version != CHECKPOINT_FORMAT:
         usage_error("char_lm.py", f"--resume: {path} has checkpoint format {version}, this script reads "
@@ -241,18 +252,45 @@ def checkpoint_dict(model, opt, args, vocab, step, state, losses, text_hash) -> 
     return out
 
 
+def start_distributed(args: argparse.Namespace):
+    """Join the MPI job (``--distributed``): rank 0 alone prints; with ``--device cuda`` each rank on its GPU."""
+    try:
+        import tinygrad_rnn.distributed as dist
+
+        _, world = dist.init()
+    except ImportError as exc:
+        usage_error("char_lm.py", f"--distributed: {exc}")
+    if args.batch_size < world:
+        usage_error("char_lm.py", f"--distributed: --batch-size {args.batch_size} is less than the {world} ranks")
+    if args.device.startswith("cuda"):
+        args.device = dist.device_for_rank("cuda")
+    if not dist.is_main():
+        sys.stdout, args.no_progress = open(os.devnull, "w"), True  # noqa: SIM115
+    return dist
+
+
+def gather_state(dist, state):
+    """The carried state of every rank's streams, in stream order, on rank 0 (None on the others)."""
+    if state is None:
+        return None
+    parts = tuple(dist.gather(s, dim=1) for s in (state if isinstance(state, tuple) else (state,)))
+    return parts if isinstance(state, tuple) else parts[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, typed = parse_args(argv)
+    dist = start_distributed(args) if args.distributed else None
+    on_main = (lambda fn, *a: fn(*a)) if dist is None else dist.on_main  # what rank 0 alone does, for all
     device = args.device
     rng = np.random.default_rng(args.seed)
-    text, source = read_text(args)
+    text, source = on_main(read_text, args)
     text_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
     checkpoint = os.path.join(args.out, "checkpoint.npz")
     saved = None
     if args.resume:
-        saved = load_checkpoint(checkpoint, args, typed, text_hash)
-    elif os.path.exists(checkpoint) and not args.overwrite:
+        saved = load_checkpoint(checkpoint, args, typed, text_hash, on_main)
+    elif on_main(os.path.exists, checkpoint) and not args.overwrite:
         usage_error("char_lm.py", f"{checkpoint} exists; pass --resume to continue that run, --overwrite to "
                          "replace it, or another --out")
     vocab = [chr(c) for c in saved["vocab"]] if saved is not None else sorted(set(text))
@@ -263,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     if train.shape[1] <= args.seq_len + 1 or valid.shape[1] < 2:
         usage_error("char_lm.py", f"the text ({len(text):,} characters) is too short for --batch-size "
                          f"{args.batch_size} and --seq-len {args.seq_len}")
+    if dist is not None:  # this rank's streams (rows) of the global batch
+        train, valid = dist.shard(train), dist.shard(valid)
+        print(f"distributed: {dist.get_world_size()} ranks, {train.shape[0]} of {args.batch_size} streams each")
     entropy = unigram_entropy(ids, len(vocab))
     print(f"data: {source}: {len(text):,} characters, vocabulary {len(vocab)}, "
           f"unigram entropy {entropy:.3f} nats/char")
@@ -275,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         opt.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("optim.")})
         step0 = int(saved["step"])
         losses = [float(v) for v in saved["losses"]]
-        carried = [tg.Tensor(saved[k], device=device) for k in sorted(k for k in saved if k.startswith("carried."))]
+        carried = [tg.Tensor(saved[k] if dist is None else dist.shard(saved[k], dim=1), device=device)
+                   for k in sorted(k for k in saved if k.startswith("carried."))]
         state = None if not carried else tuple(carried) if len(carried) > 1 else carried[0]
         tg.default_rng(device).bit_generator.state = json.loads(str(saved["rng"]))
         print(f"resumed from {checkpoint} at step {step0}")
@@ -284,19 +326,33 @@ def main(argv: list[str] | None = None) -> int:
           f"layer(s), {n_params:,} parameters, on {device}")
 
     def write_checkpoint(step: int) -> None:
-        try:
-            save(checkpoint_dict(model, opt, args, vocab, step, state, losses, text_hash), checkpoint)
-        except OSError as exc:
-            raise SystemExit(f"char_lm.py: cannot write the checkpoint {checkpoint}: {exc}") from None
+        whole = state if dist is None else gather_state(dist, state)  # (rank 0: the state of all streams)
 
-    valid_before = evaluate(model, valid, args.seq_len, device)
+        def write() -> None:
+            try:
+                save(checkpoint_dict(model, opt, args, vocab, step, whole, losses, text_hash), checkpoint)
+            except OSError as exc:
+                raise SystemExit(f"char_lm.py: cannot write the checkpoint {checkpoint}: {exc}") from None
+
+        on_main(write)
+
+    def validate() -> float:  # with --distributed, the mean over all ranks' validation streams
+        loss = evaluate(model, valid, args.seq_len, device)
+        return loss if dist is None else dist.allreduce(loss, op="mean", weight=valid.size)
+
+    if dist is not None:
+        dist.broadcast_parameters(model)  # every rank starts from rank 0's weights
+    valid_before = validate()
     print(f"validation loss before training: {valid_before:.3f} nats/char")
     chunks = (train.shape[1] - 1) // args.seq_len
     bar = None if (tqdm is None or args.no_progress) else tqdm(total=args.steps, unit="step", dynamic_ncols=True)
     started = time.perf_counter()
     step = step0
     with StopRequests() as stop:
-        while step < step0 + args.steps and not stop.requested:
+        def stopping() -> bool:  # Ctrl-C/SIGTERM on any rank stops all ranks at the same step
+            return stop.requested if dist is None else bool(dist.allreduce(int(stop.requested), op="max"))
+
+        while step < step0 + args.steps and not stopping():
             chunk = step % chunks
             if chunk == 0:
                 state = None  # a new pass over the text: start from the zero state
@@ -306,10 +362,12 @@ def main(argv: list[str] | None = None) -> int:
             loss, new_state = sequence_loss(model, x, y, state, device)
             opt.zero_grad()
             loss.backward()
+            if dist is not None:  # the global batch's gradient on every rank, before clipping sees its norm
+                dist.allreduce_gradients(model.parameters(), weight=y.size)
             optim.clip_grad_norm_(model.parameters(), args.clip)
             opt.step()
             state = detach_state(new_state)
-            losses.append(loss.item())
+            losses.append(loss.item() if dist is None else dist.allreduce(loss.item(), op="mean", weight=y.size))
             step += 1
             recent = float(np.mean(losses[-50:]))
             if bar is not None:
@@ -328,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     elapsed = time.perf_counter() - started
 
-    valid_after = evaluate(model, valid, args.seq_len, device)
+    valid_after = validate()
     if losses:
         n_first, n_last = min(10, len(losses)), min(50, len(losses))
         first, last = float(np.mean(losses[:n_first])), float(np.mean(losses[-n_last:]))
@@ -342,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f"(the model is {gap:.3f} below it)" if gap > 0 else f"(the model is {-gap:.3f} above it: "
              "it has not yet learned more than the character frequencies)"))
 
+    if dist is not None and not dist.is_main():
+        return 0  # rank 0 samples
     text_out = sample(model.eval(), vocab, "The ", args.sample_len, args.temperature, device, rng)
     print("\nsample:\n" + text_out + "\n")
     try:
