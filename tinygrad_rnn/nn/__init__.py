@@ -1,13 +1,20 @@
-"""Neural-network layers built from the primitive ops: ``Module``, ``Linear``, ``Embedding``, recurrent layers."""
+"""Neural-network layers built from the primitive ops (``torch.nn``'s names): ``Module``, containers, ``Linear``,
+``Embedding``, activations, losses, recurrent cells and layers; submodules ``functional``, ``init``, ``utils``."""
 
-from tinygrad_rnn import functional
-from tinygrad_rnn.nn import cells, utils
+from tinygrad_rnn.nn import functional, init
+from tinygrad_rnn.nn.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from tinygrad_rnn.nn.layers import (Dropout, Embedding, Flatten, Identity, Linear, LogSoftmax, ReLU, Sigmoid, Softmax,
+                                    Tanh)
+from tinygrad_rnn.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+from tinygrad_rnn.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
+from tinygrad_rnn.nn import cells, utils  # noqa: I001  (utils.rnn and the cells build on the layers above)
 from tinygrad_rnn.nn.cells import RecurrentCell
-from tinygrad_rnn.nn.layers import Dropout, Embedding, Linear
-from tinygrad_rnn.nn.module import Module, Parameter, StateDictError
 from tinygrad_rnn.nn.recurrent import (GRU, LSTM, RNN, GRUCell, LSTMCell, PeepholeLSTM, PeepholeLSTMCell, RNNBase,
                                        RNNCell, RNNCellBase, pad_sequences)
 
-__all__ = ["Module", "Parameter", "StateDictError", "Linear", "Embedding", "Dropout", "RNNCell", "LSTMCell",
-           "GRUCell", "RNN", "LSTM", "GRU", "pad_sequences", "functional", "RecurrentCell", "RNNBase", "RNNCellBase",
-           "PeepholeLSTM", "PeepholeLSTMCell", "cells", "utils"]
+__all__ = ["Module", "Parameter", "StateDictError", "IncompatibleKeys",
+           "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
+           "Linear", "Embedding", "Dropout", "Identity", "Flatten", "ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
+           "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
+           "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "pad_sequences", "RecurrentCell", "RNNBase",
+           "RNNCellBase", "PeepholeLSTM", "PeepholeLSTMCell", "cells", "functional", "init", "utils"]

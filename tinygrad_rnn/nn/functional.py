@@ -1,0 +1,301 @@
+"""``tinygrad_rnn.nn.functional``: PyTorch's ``torch.nn.functional`` path (``import tinygrad_rnn.nn.functional as F``).
+
+Everything of :mod:`tinygrad_rnn.functional` is re-exported here. The losses below take PyTorch's full
+signatures (``weight``, ``ignore_index``, ``label_smoothing``, class dimension 1 of an ``(N, C, d1, ...)``
+input, probability targets, ``pos_weight``); they are composed from primitive ops, so their gradients come
+from the tape. ``cross_entropy`` and ``nll_loss`` here are supersets of the (N, C)-only versions in
+:mod:`tinygrad_rnn.functional` and give the same numbers where both apply.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tinygrad_rnn import functional as _base
+from tinygrad_rnn import ops
+from tinygrad_rnn.backend import get_array_module
+from tinygrad_rnn.tensor import OpError, Tensor
+
+# re-export every public name of tinygrad_rnn.functional (the losses below replace two of them)
+for _name in dir(_base):
+    if not _name.startswith("_") and _name not in ("annotations", "Any", "np", "ops", "get_array_module",
+                                                    "OpError", "Tensor", "default_rng"):
+        globals()[_name] = getattr(_base, _name)
+del _name
+
+__all__ = sorted(set(getattr(_base, "__all__", [])) | {
+    "cross_entropy", "nll_loss", "l1_loss", "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "logsigmoid", "flatten",
+})
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _legacy_reduction(size_average: Any, reduce: Any, reduction: str) -> str:
+    """PyTorch's deprecated ``size_average``/``reduce`` pair, turned into a ``reduction`` name."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if not reduce:
+        return "none"
+    return "mean" if size_average else "sum"
+
+
+def _check_reduction(name: str, reduction: Any) -> None:
+    if reduction not in _REDUCTIONS:
+        raise OpError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+def _target_tensor(name: str, target: Any, like: Tensor) -> Tensor:
+    """A float target as a tensor on ``like``'s device, with exactly ``like``'s shape (no silent broadcasting)."""
+    if not isinstance(target, Tensor):
+        target = Tensor._wrap(get_array_module(like.array).asarray(target, dtype=like.dtype))
+    if tuple(target.shape) != tuple(like.shape):
+        raise OpError(f"{name}: target shape {tuple(target.shape)} must equal input shape {tuple(like.shape)}")
+    return target
+
+
+def _weight_array(name: str, weight: Any, n_classes: int, like: Tensor) -> Any:
+    if weight is None:
+        return None
+    xp = get_array_module(like.array)
+    w = xp.asarray(weight.array if isinstance(weight, Tensor) else weight, dtype=like.dtype)
+    if w.shape != (n_classes,):
+        raise OpError(f"{name}: weight must have shape ({n_classes},) (one per class), got {tuple(w.shape)}")
+    return w
+
+
+def _classes_last(name: str, input: Tensor, target: Any) -> tuple[Tensor, Any, tuple[int, ...], bool]:
+    """``(N, C, d1, ...)`` input -> (M, C) with the class dimension last; the (M,) or (M, C) target; the shape a
+    ``'none'`` result takes; whether the target holds class probabilities (same shape as the input)."""
+    if input.ndim == 0:
+        raise OpError(f"{name}: expected input (C,), (N, C) or (N, C, d1, ...), got a 0-d tensor")
+    xp = get_array_module(input.array)
+    t = target.array if isinstance(target, Tensor) else xp.asarray(target)
+    probs = t.dtype.kind == "f"
+    out_shape = () if input.ndim == 1 else (input.shape[0],) + tuple(input.shape[2:])
+    c = input.shape[0] if input.ndim == 1 else input.shape[1]
+    if probs:
+        if tuple(t.shape) != tuple(input.shape):
+            raise OpError(f"{name}: probability targets must have the input's shape {tuple(input.shape)}, "
+                          f"got {tuple(t.shape)}")
+    elif t.dtype.kind not in "iu":
+        raise OpError(f"{name}: target must hold integer class indices (or float probabilities), got dtype {t.dtype}")
+    elif tuple(t.shape) != out_shape:
+        raise OpError(f"{name}: expected target of shape {out_shape} for input of shape {tuple(input.shape)}, "
+                      f"got {tuple(t.shape)}")
+    if input.ndim == 1:  # unbatched (C,)
+        input, t = input.reshape(1, c), t.reshape(1, c) if probs else t.reshape(1)
+    elif input.ndim > 2:  # (N, C, d1, ...) -> (N·d1·..., C)
+        input = input.permute(*([0] + list(range(2, input.ndim)) + [1])).reshape(-1, c)
+        t = xp.moveaxis(t, 1, -1).reshape(-1, c) if probs else t
+    if not probs:
+        t = t.reshape(-1)
+    return input, t, out_shape, probs
+
+
+def nll_loss(input: Tensor, target: Any, weight: Any = None, size_average: Any = None,
+             ignore_index: int = -100, reduce: Any = None, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of class indices, as ``torch.nn.functional.nll_loss``.
+
+    ``loss_n = -w[t_n] · input[n, t_n]`` (``w`` = 1 without ``weight``; 0 where ``t_n == ignore_index``).
+    ``'mean'`` divides the sum by ``Σ_n w[t_n]`` (NaN when every target is ignored, as PyTorch);
+    ``'none'`` returns shape (N, d1, ...).
+
+    Args:
+        input: log-probabilities (C,), (N, C) or (N, C, d1, ...).
+        target: integer class indices (), (N,) or (N, d1, ...), each in ``[0, C)`` or ``ignore_index``.
+        weight: optional (C,) class weights.
+
+    Raises:
+        OpError: wrong shapes, non-integer targets, targets out of range, an unknown reduction.
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("nll_loss", reduction)
+    flat, t, out_shape, probs = _classes_last("nll_loss", input, target)
+    if probs:
+        raise OpError("nll_loss: target must hold integer class indices, got a floating-point target")
+    return _nll(flat, t, _weight_array("nll_loss", weight, flat.shape[1], flat), ignore_index, reduction, out_shape)
+
+
+def _nll(flat: Tensor, t: Any, w: Any, ignore_index: int, reduction: str, out_shape: tuple[int, ...]) -> Tensor:
+    xp = get_array_module(flat.array)
+    n, c = flat.shape
+    valid = t != ignore_index
+    safe = xp.where(valid, t, 0)
+    if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= c):
+        raise OpError(f"nll_loss/cross_entropy: target values must lie in [0, {c}) or equal ignore_index "
+                      f"({ignore_index}), got values in [{int(t.min())}, {int(t.max())}]")
+    scale = valid.astype(flat.dtype) if w is None else w[safe] * valid
+    loss = -(flat[xp.arange(n), safe] * scale)  # (M,)
+    if reduction == "none":
+        return loss.reshape(*out_shape) if out_shape else loss.reshape(())
+    if reduction == "sum":
+        return loss.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):  # all targets ignored: NaN, as PyTorch
+        return loss.sum() / xp.asarray(scale.sum(), dtype=flat.dtype)
+
+
+def cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: Any = None,
+                  ignore_index: int = -100, reduce: Any = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy, as ``torch.nn.functional.cross_entropy``: ``nll_loss(log_softmax(input, 1), ...)``.
+
+    With ``label_smoothing`` ε and C classes the loss is ``(1-ε)·nll + ε/C · Σ_c -w_c·log p_c`` (reduced like
+    ``nll``; PyTorch's formula). A floating-point ``target`` of the input's shape holds class probabilities:
+    ``loss_n = -Σ_c w_c·target_nc·log p_nc`` (``'mean'`` divides by N). The gradient with respect to the
+    logits is ``softmax - onehot`` (scaled), from the tape. Stable for any logits.
+
+    Args:
+        input: logits (C,), (N, C) or (N, C, d1, ...).
+        target: class indices (N, d1, ...) or probabilities (the input's shape).
+        weight: optional (C,) class weights. ignore_index: targets to skip (index targets only).
+        label_smoothing: ε in [0, 1].
+
+    Raises:
+        OpError: wrong shapes or dtypes, targets out of range, ε outside [0, 1], an unknown reduction.
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("cross_entropy", reduction)
+    if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing <= 1.0):
+        raise OpError(f"cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    flat, t, out_shape, probs = _classes_last("cross_entropy", input, target)
+    c = flat.shape[1]
+    w = _weight_array("cross_entropy", weight, c, flat)
+    logp = ops.log_softmax(flat, 1)
+    eps = float(label_smoothing)
+    if probs:
+        xp = get_array_module(flat.array)
+        if eps:
+            t = t * (1 - eps) + eps / c
+        coef = t if w is None else t * w
+        loss = -(logp * xp.asarray(coef, dtype=flat.dtype)).sum(1)
+        if reduction == "none":
+            return loss.reshape(*out_shape) if out_shape else loss.reshape(())
+        return loss.sum() if reduction == "sum" else loss.sum() / xp.asarray(flat.shape[0], dtype=flat.dtype)
+    nll = _nll(logp, t, w, ignore_index, reduction, out_shape)
+    if not eps:
+        return nll
+    valid = (t != ignore_index).astype(flat.dtype)
+    smooth = -((logp if w is None else logp * w).sum(1) * valid)  # (M,)
+    if reduction == "none":
+        smooth = smooth.reshape(*out_shape) if out_shape else smooth.reshape(())
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    else:
+        xp = get_array_module(flat.array)
+        denom = valid.sum() if w is None else (w[xp.where(t != ignore_index, t, 0)] * valid).sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            smooth = smooth.sum() / xp.asarray(denom, dtype=flat.dtype)
+    return nll * (1 - eps) + smooth * (eps / c)
+
+
+def mse_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
+             reduction: str = "mean") -> Tensor:
+    """Mean squared error ``(input - target)²``, reduced; shapes must match exactly (no silent broadcasting).
+
+    Gradient ``2·(input - target)/N`` for ``'mean'``, from the tape. Raises OpError on a shape mismatch.
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("mse_loss", reduction)
+    diff = input - _target_tensor("mse_loss", target, input)
+    return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
+            reduction: str = "mean") -> Tensor:
+    """Mean absolute error ``|input - target|``, reduced; shapes must match exactly.
+
+    Gradient ``sign(input - target)/N`` for ``'mean'`` (0 where they are equal, as PyTorch).
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("l1_loss", reduction)
+    return _reduce(ops.abs(input - _target_tensor("l1_loss", target, input)), reduction)
+
+
+def _log_sigmoid_pair(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log σ(x), log σ(-x))``, stable and smooth: the log-softmax of the pair ``(x, 0)``."""
+    pair = ops.log_softmax(ops.stack([x, x * 0], -1), -1)
+    return pair[..., 0], pair[..., 1]
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """``log σ(x) = -log(1 + exp(-x))``, stable for any x (via a two-way log-softmax)."""
+    return _log_sigmoid_pair(input)[0]
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: Any = None,
+                         reduce: Any = None, reduction: str = "mean") -> Tensor:
+    """``-w·(y·log x + (1-y)·log(1-x))`` for probabilities ``x`` in [0, 1], as PyTorch.
+
+    Each log is clamped at -100 (PyTorch's clamp), so ``x = 0`` or 1 gives a finite loss.
+    Gradient ``w·(x - y)/(x(1-x))`` from the tape (0 where the clamp is active).
+
+    Raises:
+        OpError: shapes differ, or ``input`` has values outside [0, 1].
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("binary_cross_entropy", reduction)
+    y = _target_tensor("binary_cross_entropy", target, input)
+    xp = get_array_module(input.array)
+    if input.array.size and not bool(((input.array >= 0) & (input.array <= 1)).all()):
+        raise OpError("binary_cross_entropy: all elements of input must lie in [0, 1] (probabilities); "
+                      "use binary_cross_entropy_with_logits for logits")
+    tiny = math.exp(-100)
+    log_x = ops.log(ops.clip(input, tiny, None))
+    log_1mx = ops.log(ops.clip(1 - input, tiny, None))
+    loss = -(y * log_x + (1 - y) * log_1mx)
+    if weight is not None:
+        loss = loss * Tensor._wrap(xp.asarray(weight.array if isinstance(weight, Tensor) else weight, dtype=input.dtype))
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None,
+                                     size_average: Any = None, reduce: Any = None, reduction: str = "mean",
+                                     pos_weight: Any = None) -> Tensor:
+    """``-w·(p·y·log σ(x) + (1-y)·log σ(-x))`` for logits ``x``, as PyTorch (``p`` = ``pos_weight``, 1 by default).
+
+    Stable for any logits (log σ from a two-way log-softmax). Gradient ``w·((1 + (p-1)y)·σ(x) - p·y)``.
+
+    Raises:
+        OpError: shapes differ, or an unknown reduction.
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    y = _target_tensor("binary_cross_entropy_with_logits", target, input)
+    xp = get_array_module(input.array)
+
+    def const(v: Any) -> Tensor:
+        return Tensor._wrap(xp.asarray(v.array if isinstance(v, Tensor) else v, dtype=input.dtype))
+
+    log_p, log_q = _log_sigmoid_pair(input)
+    pos = y if pos_weight is None else y * const(pos_weight)
+    loss = -(pos * log_p + (1 - y) * log_q)
+    if weight is not None:
+        loss = loss * const(weight)
+    return _reduce(loss, reduction)
+
+
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dimensions ``start_dim..end_dim`` into one (``torch.flatten``)."""
+    nd = input.ndim
+    if nd == 0:
+        return input.reshape(1)
+    s = start_dim + nd if start_dim < 0 else start_dim
+    e = end_dim + nd if end_dim < 0 else end_dim
+    if not (0 <= s < nd and 0 <= e < nd) or s > e:
+        raise OpError(f"flatten: start_dim={start_dim}, end_dim={end_dim} are out of range or out of order "
+                      f"for a {nd}-d tensor")
+    shape = tuple(input.shape)
+    return input.reshape(*(shape[:s] + (-1,) + shape[e + 1:])) if 0 not in shape else \
+        input.reshape(*(shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]))
