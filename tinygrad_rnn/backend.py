@@ -30,6 +30,7 @@ __all__ = [
     "device_of",
     "to_device",
     "to_numpy",
+    "is_torch_tensor",
     "cuda_is_available",
     "cuda_unavailable_reason",
 ]
@@ -129,3 +130,8 @@ def to_numpy(array: Any) -> np.ndarray:
     if _cupy is not None and isinstance(array, _cupy.ndarray):
         return _cupy.asnumpy(array)
     return np.asarray(array)
+
+
+def is_torch_tensor(x: Any) -> bool:
+    """True for a PyTorch tensor (or Parameter), recognised by its type's module: torch is never imported."""
+    return type(x).__module__.split(".", 1)[0] == "torch"

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tinygrad_rnn import numerics
 from tinygrad_rnn.backend import get_array_module, to_device
 from tinygrad_rnn.tensor import Function, OpError, Tensor
 
@@ -444,17 +445,13 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    """Logistic ``σ(a) = 1 / (1 + exp(-a))``, computed without overflow.
-
-    Computed as ``σ(a) = exp(min(a, 0)) / (1 + exp(-|a|))``, which is ``1/(1+exp(-a))`` for ``a >= 0`` and
-    ``exp(a)/(1+exp(a))`` for ``a < 0``: both exponents are ≤ 0, so nothing overflows, and the tails keep full
-    relative precision (``σ(-100) = 3.72e-44`` in float64). (No ``where``: it costs more than an ``exp``.)
+    """Logistic ``σ(a) = 1 / (1 + exp(-a))``, computed without overflow and accurate in both tails as
+    ``exp(min(a, 0)) / (1 + exp(-|a|))`` (:func:`tinygrad_rnn.numerics.sigmoid`, shared with ``article``).
     Backward: ``∂a = g·σ(a)·(1 - σ(a))`` (from the saved output).
     """
 
     def forward(self, a):
-        xp = get_array_module(a)
-        self.out = xp.exp(xp.minimum(a, 0)) / (1 + xp.exp(-xp.abs(a)))
+        self.out = numerics.sigmoid(a)
         return self.out
 
     def backward(self, g):

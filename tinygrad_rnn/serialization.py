@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tinygrad_rnn.backend import get_array_module, to_numpy
+from tinygrad_rnn.backend import get_array_module, is_torch_tensor, to_numpy
 from tinygrad_rnn.tensor import Tensor
 
 __all__ = ["save", "load", "as_array"]
@@ -26,7 +26,7 @@ def as_array(value: Any) -> Any:
     (CPU) PyTorch tensor as NumPy, or ``numpy.asarray`` of anything else."""
     if isinstance(value, Tensor):
         return value.array
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+    if is_torch_tensor(value):
         return value.detach().cpu().numpy()
     if get_array_module(value) is not np:
         return value

@@ -43,6 +43,7 @@ from tinygrad_rnn.backend import (
     DeviceError,
     device_of,
     get_array_module,
+    is_torch_tensor,
     normalize_device,
     to_device,
     to_numpy,
@@ -352,7 +353,7 @@ class Size(tuple):
 
 def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
     """A new backend array (always a copy) from user data, with the default-dtype rules of DESIGN §3."""
-    if hasattr(data, "detach") and hasattr(data, "numpy"):  # a CPU torch tensor
+    if is_torch_tensor(data):  # a CPU torch tensor
         data = data.detach().numpy()
     xp = get_array_module(data)
     if isinstance(data, (np.ndarray, np.generic)) or xp is not np:
