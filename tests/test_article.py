@@ -539,6 +539,6 @@ def test_article_check_example_passes(capsys: pytest.CaptureFixture[str], tmp_pa
     assert article_check.main(["--steps", "6", "--batch", "2", "--chunk", "4", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "FAIL" not in printed
-    for label, _, _ in article_check.MODELS:
+    for label, *_ in article_check.MODELS:
         assert label in printed
     assert (tmp_path / "article_check.txt").read_text(encoding="utf-8").strip() == printed.strip()

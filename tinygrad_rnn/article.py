@@ -11,7 +11,9 @@ machine-translated into Spanish by Barcelona Geeks (CC BY-SA), kept in
 
 This module is the *oracle* the tape is checked against, so it does not use the tape: it is plain
 array code (NumPy or CuPy, whichever owns the inputs, via :func:`backend.get_array_module`), and
-every gradient below is derived by hand from the forward formulas.
+every gradient below is derived by hand from the forward formulas. It imports only ``backend`` and
+``numerics`` (the sigmoid and the finite differences it shares with the tape's ops and with ``gradcheck``;
+``numerics`` itself imports only ``backend``).
 
 Conventions (all functions):
 
@@ -26,6 +28,10 @@ Conventions (all functions):
   state was not given (then it is the gradient at the zero state).
 * :func:`to_state_dict` / :func:`from_state_dict` map a parameter dict onto the keys, layout and
   gate order of PyTorch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (and ``tinygrad_rnn.nn``).
+* Each cell is one :class:`ArticleCell` object in :data:`CELLS` (its parameter names and shapes, its
+  states, its options, its PyTorch gate layout, and its forward/BPTT functions); the generic functions
+  (:func:`forward`, :func:`bptt`, :func:`truncated_bptt`, :func:`init_params`, the state-dict mappings, the
+  finite-difference check) look the cell up there instead of branching on its name.
 
 Where the article is wrong or silent, the standard form is used and the difference is named in the
 function's docstring (and in the README's errata table).
@@ -39,9 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn.backend import get_array_module, to_numpy
+from tinygrad_rnn.backend import get_array_module, is_torch_tensor, to_numpy
+from tinygrad_rnn.numerics import central_differences, sigmoid
 
 __all__ = [
+    "ArticleCell",
+    "CELLS",
     "PARAM_KEYS",
     "STATE_KEYS",
     "init_params",
@@ -65,55 +74,16 @@ __all__ = [
 
 Array = Any  # a numpy.ndarray or a cupy.ndarray
 Params = dict[str, Array]
-
-PARAM_KEYS: dict[str, tuple[str, ...]] = {
-    "rnn": ("U", "W", "b", "V", "c"),
-    "lstm": ("U_i", "W_i", "b_i", "U_f", "W_f", "b_f", "U_o", "W_o", "b_o", "U", "W", "b"),
-    "gru": ("U_r", "W_r", "b_r", "U_z", "W_z", "b_z", "U_n", "W_n", "b_in", "b_hn"),
-}
-"""The parameter names of each cell, in the article's notation."""
-
-STATE_KEYS: dict[str, tuple[str, ...]] = {
-    "rnn": ("S0",),
-    "lstm": ("h0", "s0"),
-    "gru": ("h0",),
-}
-"""The initial-state names of each cell (also the keys of their gradients)."""
-
-# PyTorch's gate order, as (suffix of the article's U_*/W_*/b_* names) per block of rows.
-# The LSTM's "g" block is the candidate s̃, whose parameters the article calls plain U, W, b.
-_LSTM_TORCH_GATES = ("_i", "_f", "", "_o")
-_GRU_TORCH_GATES = ("_r", "_z", "_n")
-
+Arrays = Mapping[str, Array]  # parameters or states by name
 
 # --------------------------------------------------------------------------------------------
 # small helpers
 
 
-def _check_cell(cell: str) -> None:
-    if cell not in PARAM_KEYS:
-        raise ValueError(f"article: unknown cell {cell!r}; expected one of 'rnn', 'lstm', 'gru'")
-
-
-def _sigmoid(xp: Any, a: Array) -> Array:
-    """σ(a) = 1 / (1 + e^{-a}), written so that neither branch overflows."""
-    e = xp.exp(-xp.abs(a))
-    return xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _expected_shapes(cell: str, n: int, d: int, k: int) -> dict[str, tuple[int, ...]]:
-    """The shape every parameter of ``cell`` must have for input size n, d units and k outputs."""
-    if cell == "rnn":
-        return {"U": (d, n), "W": (d, d), "b": (d,), "V": (k, d), "c": (k,)}
-    shapes: dict[str, tuple[int, ...]] = {}
-    for key in PARAM_KEYS[cell]:
-        if key.startswith("U"):
-            shapes[key] = (d, n)
-        elif key.startswith("W"):
-            shapes[key] = (d, d)
-        else:
-            shapes[key] = (d,)
-    return shapes
+def _cell(cell: str) -> ArticleCell:
+    if cell not in CELLS:
+        raise ValueError(f"article: unknown cell {cell!r}; expected one of {', '.join(map(repr, CELLS))}")
+    return CELLS[cell]
 
 
 def _sizes(p: Mapping[str, Array], cell: str, where: str) -> tuple[int, int, int]:
@@ -123,19 +93,19 @@ def _sizes(p: Mapping[str, Array], cell: str, where: str) -> tuple[int, int, int
         KeyError: a parameter is missing.
         ValueError: a parameter has the wrong shape (the message names it and the expected shape).
     """
-    missing = [key for key in PARAM_KEYS[cell] if key not in p]
+    spec = _cell(cell)
+    missing = [key for key in spec.param_keys if key not in p]
     if missing:
-        raise KeyError(f"article.{where}: missing parameter(s) {missing}; a {cell} needs {list(PARAM_KEYS[cell])}")
-    u_key = "U" if cell in ("rnn", "lstm") else "U_r"
+        raise KeyError(f"article.{where}: missing parameter(s) {missing}; a {cell} needs {list(spec.param_keys)}")
+    u_key = "U" + spec.torch_gates[0]
     if len(p[u_key].shape) != 2:
         raise ValueError(f"article.{where}: parameter {u_key!r} must be 2-D (d×n), got shape {tuple(p[u_key].shape)}")
-    d, n = p[u_key].shape
-    k = p["V"].shape[0] if cell == "rnn" and len(p["V"].shape) == 2 else 0
-    for key, shape in _expected_shapes(cell, n, d, k).items():
+    n, d, k = spec.sizes(p)
+    for key, shape in spec.shapes(n, d, k).items():
         if tuple(p[key].shape) != shape:
             raise ValueError(
                 f"article.{where}: parameter {key!r} has shape {tuple(p[key].shape)}, expected {shape} "
-                f"(input size n={n}, hidden size d={d}" + (f", output size k={k})" if cell == "rnn" else ")")
+                f"(input size n={n}, hidden size d={d}" + (f", output size k={k})" if k else ")")
             )
     return n, d, k
 
@@ -311,9 +281,9 @@ def _lstm_steps(
     for name in ("i", "f", "o", "s_tilde", "s", "h"):
         cache[name] = xp.empty((T, B, d), dtype=dtype)
     for t in range(T):
-        i = _sigmoid(xp, x[t] @ p["U_i"].T + h_prev @ p["W_i"].T + p["b_i"])
-        f = _sigmoid(xp, x[t] @ p["U_f"].T + h_prev @ p["W_f"].T + p["b_f"])
-        o = _sigmoid(xp, x[t] @ p["U_o"].T + h_prev @ p["W_o"].T + p["b_o"])
+        i = sigmoid(x[t] @ p["U_i"].T + h_prev @ p["W_i"].T + p["b_i"])
+        f = sigmoid(x[t] @ p["U_f"].T + h_prev @ p["W_f"].T + p["b_f"])
+        o = sigmoid(x[t] @ p["U_o"].T + h_prev @ p["W_o"].T + p["b_o"])
         s_tilde = xp.tanh(x[t] @ p["U"].T + h_prev @ p["W"].T + p["b"])
         s = s_tilde * i + s_prev * f
         h = o * xp.tanh(s) if variant == "standard" else o * s
@@ -428,7 +398,7 @@ def lstm_bptt(
         grads["U" + suffix] = _sum_outer(xp, da[gate], x)
         grads["W" + suffix] = _sum_outer(xp, da[gate], h_prev_all)
         grads["b" + suffix] = da[gate].sum(axis=(0, 1))
-    grads = {key: grads[key] for key in PARAM_KEYS["lstm"]}
+    grads = {key: grads[key] for key in CELLS["lstm"].param_keys}
     grads["h0"] = dh_next
     grads["s0"] = ds_next
     return grads
@@ -449,8 +419,8 @@ def _gru_steps(p: Mapping[str, Array], x: Array, h0: Array | None, where: str) -
     for name in ("r", "z", "n", "hn", "h"):
         cache[name] = xp.empty((T, B, d), dtype=dtype)
     for t in range(T):
-        r = _sigmoid(xp, x[t] @ p["U_r"].T + h_prev @ p["W_r"].T + p["b_r"])
-        z = _sigmoid(xp, x[t] @ p["U_z"].T + h_prev @ p["W_z"].T + p["b_z"])
+        r = sigmoid(x[t] @ p["U_r"].T + h_prev @ p["W_r"].T + p["b_r"])
+        z = sigmoid(x[t] @ p["U_z"].T + h_prev @ p["W_z"].T + p["b_z"])
         hn = h_prev @ p["W_n"].T + p["b_hn"]
         n_t = xp.tanh(x[t] @ p["U_n"].T + p["b_in"] + r * hn)
         h = (1.0 - z) * n_t + z * h_prev
@@ -549,28 +519,144 @@ def gru_bptt(p: Mapping[str, Array], x: Array, dh: Array, h0: Array | None = Non
 
 
 # --------------------------------------------------------------------------------------------
+# one object per cell: what the generic functions below need to know
+
+
+class ArticleCell:
+    """One of the article's models, as the generic functions (:func:`forward`, :func:`bptt`,
+    :func:`init_params`, :func:`to_state_dict`, ...) see it. The instances are :data:`CELLS`.
+
+    Attributes:
+        name: ``'rnn'``, ``'lstm'`` or ``'gru'``.
+        param_keys: its parameters, in the article's notation (:data:`PARAM_KEYS`).
+        state_keys: its initial states, also the keys of their gradients (:data:`STATE_KEYS`).
+        options: the keyword options of :func:`forward` it takes (``activation``, ``variant``).
+        torch_gates: PyTorch's row blocks of ``weight_ih``/``weight_hh``, as the suffix of the article's
+            ``U_*``/``W_*`` names (the LSTM's candidate s̃ is the plain ``U``, ``W``, ``b``).
+        own_hh_bias: the blocks whose hidden bias (PyTorch's ``b_hh``) the article keeps apart, as
+            ``b_h*`` next to ``b_i*`` (the GRU's n gate); elsewhere the two biases always appear summed,
+            so the article has one, ``b_*``.
+        torch_extra: PyTorch-layout keys beyond the layer's, and the article parameter each holds.
+    """
+
+    name: str
+    param_keys: tuple[str, ...]
+    state_keys: tuple[str, ...] = ("h0",)
+    options: tuple[str, ...] = ()
+    torch_gates: tuple[str, ...]
+    own_hh_bias: tuple[int, ...] = ()
+    torch_extra: dict[str, str] = {}
+
+    def shapes(self, n: int, d: int, k: int) -> dict[str, tuple[int, ...]]:
+        """The shape each parameter must have for input size n, d units and k outputs."""
+        return {key: (d, n) if key[0] == "U" else (d, d) if key[0] == "W" else (d,) for key in self.param_keys}
+
+    def sizes(self, p: Arrays) -> tuple[int, int, int]:
+        """(n, d, k) read off the parameters (k = 0 where there is no output layer)."""
+        d, n = p["U" + self.torch_gates[0]].shape
+        return n, d, 0
+
+    def forward(self, p: Arrays, x: Array, states: Arrays, **options: Any) -> Array:
+        """The output sequence a loss is taken on (see :func:`forward`)."""
+        raise NotImplementedError
+
+    def bptt(self, p: Arrays, x: Array, d_out: Array, states: Arrays, **options: Any) -> Params:
+        """The hand-derived gradients (see :func:`bptt`)."""
+        raise NotImplementedError
+
+    def final_states(self, p: Arrays, x: Array, states: Arrays, **options: Any) -> Params:
+        """The states after the last step of ``x``, named as initial states for the next chunk."""
+        raise NotImplementedError
+
+
+class _RNN(ArticleCell):
+    name, param_keys, state_keys = "rnn", ("U", "W", "b", "V", "c"), ("S0",)
+    options = ("activation",)
+    torch_gates = ("",)
+    torch_extra = {"fc.weight": "V", "fc.bias": "c"}
+
+    def shapes(self, n: int, d: int, k: int) -> dict[str, tuple[int, ...]]:
+        return {"U": (d, n), "W": (d, d), "b": (d,), "V": (k, d), "c": (k,)}
+
+    def sizes(self, p: Arrays) -> tuple[int, int, int]:
+        n, d, _ = super().sizes(p)
+        return n, d, p["V"].shape[0] if len(p["V"].shape) == 2 else 0
+
+    def forward(self, p: Arrays, x: Array, states: Arrays, **options: Any) -> Array:
+        return rnn_forward(p, x, states.get("S0"), **options)[1]
+
+    def bptt(self, p: Arrays, x: Array, d_out: Array, states: Arrays, **options: Any) -> Params:
+        return rnn_bptt(p, x, d_out, states.get("S0"), **options)
+
+    def final_states(self, p: Arrays, x: Array, states: Arrays, **options: Any) -> Params:
+        return {"S0": rnn_forward(p, x, states.get("S0"), **options)[0][-1]}
+
+
+class _LSTM(ArticleCell):
+    name, state_keys = "lstm", ("h0", "s0")
+    param_keys = ("U_i", "W_i", "b_i", "U_f", "W_f", "b_f", "U_o", "W_o", "b_o", "U", "W", "b")
+    options = ("variant",)
+    torch_gates = ("_i", "_f", "", "_o")
+
+    def forward(self, p: Arrays, x: Array, states: Arrays, **options: Any) -> Array:
+        return lstm_forward(p, x, states.get("h0"), states.get("s0"), **options)[0]
+
+    def bptt(self, p: Arrays, x: Array, d_out: Array, states: Arrays, **options: Any) -> Params:
+        return lstm_bptt(p, x, d_out, states.get("h0"), states.get("s0"), **options)
+
+    def final_states(self, p: Arrays, x: Array, states: Arrays, **options: Any) -> Params:
+        h, s = lstm_forward(p, x, states.get("h0"), states.get("s0"), **options)
+        return {"h0": h[-1], "s0": s[-1]}
+
+
+class _GRU(ArticleCell):
+    name = "gru"
+    param_keys = ("U_r", "W_r", "b_r", "U_z", "W_z", "b_z", "U_n", "W_n", "b_in", "b_hn")
+    torch_gates = ("_r", "_z", "_n")
+    own_hh_bias = (2,)
+
+    def forward(self, p: Arrays, x: Array, states: Arrays, **options: Any) -> Array:
+        return gru_forward(p, x, states.get("h0"))
+
+    def bptt(self, p: Arrays, x: Array, d_out: Array, states: Arrays, **options: Any) -> Params:
+        return gru_bptt(p, x, d_out, states.get("h0"))
+
+    def final_states(self, p: Arrays, x: Array, states: Arrays, **options: Any) -> Params:
+        return {"h0": gru_forward(p, x, states.get("h0"))[-1]}
+
+
+CELLS: dict[str, ArticleCell] = {cell.name: cell for cell in (_RNN(), _LSTM(), _GRU())}
+"""The article's models by name: ``'rnn'``, ``'lstm'``, ``'gru'``."""
+
+PARAM_KEYS: dict[str, tuple[str, ...]] = {name: cell.param_keys for name, cell in CELLS.items()}
+"""The parameter names of each cell, in the article's notation."""
+
+STATE_KEYS: dict[str, tuple[str, ...]] = {name: cell.state_keys for name, cell in CELLS.items()}
+"""The initial-state names of each cell (also the keys of their gradients)."""
+
+
+# --------------------------------------------------------------------------------------------
 # one interface for the three cells
 
+_DEFAULTS = {"variant": "standard", "activation": None}
 
-def _check_options(
+
+def _resolve(
     cell: str, variant: str, activation: str | None, where: str, states: Mapping[str, Array] | None = None
-) -> None:
-    _check_cell(cell)
-    unknown = sorted(set(states or {}) - set(STATE_KEYS[cell]))
+) -> tuple[ArticleCell, dict[str, Any]]:
+    """The cell's object and the options it takes; raises on unknown states or options of another cell."""
+    spec = _cell(cell)
+    unknown = sorted(set(states or {}) - set(spec.state_keys))
     if unknown:
         raise ValueError(
-            f"article.{where}: unknown initial state(s) {unknown} for {cell!r}; expected {STATE_KEYS[cell]}"
+            f"article.{where}: unknown initial state(s) {unknown} for {cell!r}; expected {spec.state_keys}"
         )
-    if cell != "lstm" and variant != "standard":
-        raise ValueError(f"article.{where}: variant={variant!r} only applies to cell='lstm', not {cell!r}")
-    if cell != "rnn" and activation is not None:
-        raise ValueError(f"article.{where}: activation={activation!r} only applies to cell='rnn', not {cell!r}")
-
-
-def _state(states: Mapping[str, Array] | None, key: str) -> Array | None:
-    if states is None:
-        return None
-    return states.get(key)
+    given = {"variant": variant, "activation": activation}
+    for option, value in given.items():
+        if option not in spec.options and value != _DEFAULTS[option]:
+            owner = next(name for name, other in CELLS.items() if option in other.options)
+            raise ValueError(f"article.{where}: {option}={value!r} only applies to cell={owner!r}, not {cell!r}")
+    return spec, {option: given[option] for option in spec.options}
 
 
 def forward(
@@ -593,12 +679,8 @@ def forward(
         variant: the LSTM's ``'standard'`` or ``'article'`` form.
         activation: the RNN's ``None`` (linear) or ``'tanh'``.
     """
-    _check_options(cell, variant, activation, "forward", states)
-    if cell == "rnn":
-        return rnn_forward(p, x, _state(states, "S0"), activation)[1]
-    if cell == "lstm":
-        return lstm_forward(p, x, _state(states, "h0"), _state(states, "s0"), variant)[0]
-    return gru_forward(p, x, _state(states, "h0"))
+    spec, options = _resolve(cell, variant, activation, "forward", states)
+    return spec.forward(p, x, states or {}, **options)
 
 
 def bptt(
@@ -620,30 +702,8 @@ def bptt(
     Returns:
         One gradient per parameter and per initial state (:data:`STATE_KEYS`).
     """
-    _check_options(cell, variant, activation, "bptt", states)
-    if cell == "rnn":
-        return rnn_bptt(p, x, d_out, _state(states, "S0"), activation)
-    if cell == "lstm":
-        return lstm_bptt(p, x, d_out, _state(states, "h0"), _state(states, "s0"), variant)
-    return gru_bptt(p, x, d_out, _state(states, "h0"))
-
-
-def _final_states(
-    cell: str,
-    p: Mapping[str, Array],
-    x: Array,
-    states: Mapping[str, Array] | None,
-    variant: str,
-    activation: str | None,
-) -> dict[str, Array]:
-    """The states after the last step of ``x``, named as initial states for the next chunk."""
-    if cell == "rnn":
-        S, _ = rnn_forward(p, x, _state(states, "S0"), activation)
-        return {"S0": S[-1]}
-    if cell == "lstm":
-        h, s = lstm_forward(p, x, _state(states, "h0"), _state(states, "s0"), variant)
-        return {"h0": h[-1], "s0": s[-1]}
-    return {"h0": gru_forward(p, x, _state(states, "h0"))[-1]}
+    spec, options = _resolve(cell, variant, activation, "bptt", states)
+    return spec.bptt(p, x, d_out, states or {}, **options)
 
 
 def truncated_bptt(
@@ -672,7 +732,7 @@ def truncated_bptt(
     Returns:
         One gradient per parameter and per initial state.
     """
-    _check_options(cell, variant, activation, "truncated_bptt", states)
+    spec, options = _resolve(cell, variant, activation, "truncated_bptt", states)
     if chunk_size < 1:
         raise ValueError(f"article.truncated_bptt: chunk_size must be >= 1, got {chunk_size}")
     total: dict[str, Array] = {}
@@ -684,9 +744,9 @@ def truncated_bptt(
         if not total:
             total = grads
         else:
-            for key in PARAM_KEYS[cell]:
+            for key in spec.param_keys:
                 total[key] = total[key] + grads[key]
-        chunk_states = _final_states(cell, p, x_chunk, chunk_states, variant, activation)
+        chunk_states = spec.final_states(p, x_chunk, chunk_states or {}, **options)
     return total
 
 
@@ -719,12 +779,12 @@ def init_params(
         seed: seed of the NumPy generator.
         dtype: the arrays' dtype.
     """
-    _check_cell(cell)
-    if cell == "rnn" and output_size is None:
-        raise ValueError("article.init_params: cell='rnn' needs output_size (k, the size of O_t)")
+    spec = _cell(cell)
+    if spec.torch_extra and output_size is None:
+        raise ValueError(f"article.init_params: cell={cell!r} needs output_size (k, the size of O_t)")
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(hidden_size)
-    shapes = _expected_shapes(cell, input_size, hidden_size, output_size or 0)
+    shapes = spec.shapes(input_size, hidden_size, output_size or 0)
     return {key: rng.uniform(-bound, bound, size=shape).astype(dtype) for key, shape in shapes.items()}
 
 
@@ -733,14 +793,10 @@ def init_params(
 
 
 def _as_numpy(value: Any) -> np.ndarray:
-    """A NumPy array from an array, a list, a CuPy array, or anything with a ``.numpy()`` method."""
-    if isinstance(value, np.ndarray):
-        return value
-    if callable(getattr(value, "numpy", None)):
-        if callable(getattr(value, "detach", None)):  # a tensor that may require grad
-            value = value.detach()
-        return np.asarray(value.numpy())
-    return to_numpy(value)
+    """A NumPy array from an array, a list, a CuPy array, a PyTorch tensor, or a tinygrad_rnn Tensor."""
+    if is_torch_tensor(value):
+        return value.detach().cpu().numpy()
+    return to_numpy(getattr(value, "array", value))  # a Tensor's backend array, or an array-like
 
 
 def to_state_dict(p: Mapping[str, Array], cell: str) -> dict[str, np.ndarray]:
@@ -759,33 +815,25 @@ def to_state_dict(p: Mapping[str, Array], cell: str) -> dict[str, np.ndarray]:
     Returns:
         An ordered dict of NumPy arrays (copied from the GPU if needed).
     """
-    _check_cell(cell)
+    spec = _cell(cell)
     _sizes(p, cell, "to_state_dict")
-    a = {key: _as_numpy(p[key]) for key in PARAM_KEYS[cell]}
-    if cell == "rnn":
-        return {
-            "weight_ih_l0": a["U"].copy(),
-            "weight_hh_l0": a["W"].copy(),
-            "bias_ih_l0": a["b"].copy(),
-            "bias_hh_l0": np.zeros_like(a["b"]),
-            "fc.weight": a["V"].copy(),
-            "fc.bias": a["c"].copy(),
-        }
-    if cell == "lstm":
-        gates = _LSTM_TORCH_GATES
-        bias_ih = np.concatenate([a["b" + gate] for gate in gates])
-        bias_hh = np.zeros_like(bias_ih)
-    else:
-        gates = _GRU_TORCH_GATES
-        zeros = np.zeros_like(a["b_in"])
-        bias_ih = np.concatenate([a["b_r"], a["b_z"], a["b_in"]])
-        bias_hh = np.concatenate([zeros, zeros, a["b_hn"]])
-    return {
-        "weight_ih_l0": np.concatenate([a["U" + gate] for gate in gates]),
-        "weight_hh_l0": np.concatenate([a["W" + gate] for gate in gates]),
-        "bias_ih_l0": bias_ih,
-        "bias_hh_l0": bias_hh,
+    a = {key: _as_numpy(p[key]) for key in spec.param_keys}
+    bias_ih, bias_hh = [], []
+    for block, gate in enumerate(spec.torch_gates):
+        if block in spec.own_hh_bias:
+            bias_ih.append(a["b_i" + gate[1:]])
+            bias_hh.append(a["b_h" + gate[1:]])
+        else:
+            bias_ih.append(a["b" + gate])
+            bias_hh.append(np.zeros_like(a["b" + gate]))
+    sd = {
+        "weight_ih_l0": np.concatenate([a["U" + gate] for gate in spec.torch_gates]),
+        "weight_hh_l0": np.concatenate([a["W" + gate] for gate in spec.torch_gates]),
+        "bias_ih_l0": np.concatenate(bias_ih),
+        "bias_hh_l0": np.concatenate(bias_hh),
     }
+    sd.update({key: a[name].copy() for key, name in spec.torch_extra.items()})
+    return sd
 
 
 def from_state_dict(sd: Mapping[str, Any], cell: str) -> Params:
@@ -808,8 +856,8 @@ def from_state_dict(sd: Mapping[str, Any], cell: str) -> Params:
         KeyError: missing or unexpected keys (named in the message).
         ValueError: shapes that do not fit the cell.
     """
-    _check_cell(cell)
-    required = ["weight_ih_l0", "weight_hh_l0"] + (["fc.weight", "fc.bias"] if cell == "rnn" else [])
+    spec = _cell(cell)
+    required = ["weight_ih_l0", "weight_hh_l0", *spec.torch_extra]
     optional = ["bias_ih_l0", "bias_hh_l0"]
     missing = [key for key in required if key not in sd]
     has_bias = [key in sd for key in optional]
@@ -821,7 +869,7 @@ def from_state_dict(sd: Mapping[str, Any], cell: str) -> Params:
 
     w_ih = _as_numpy(sd["weight_ih_l0"])
     w_hh = _as_numpy(sd["weight_hh_l0"])
-    gates = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    gates = len(spec.torch_gates)
     if w_hh.ndim != 2 or w_hh.shape[0] != gates * w_hh.shape[1]:
         raise ValueError(
             f"article.from_state_dict({cell!r}): weight_hh_l0 has shape {w_hh.shape}, expected ({gates}·d, d)"
@@ -844,25 +892,16 @@ def from_state_dict(sd: Mapping[str, Any], cell: str) -> Params:
         return array[block * d : (block + 1) * d].copy()
 
     p: Params = {}
-    if cell == "rnn":
-        p = {"U": w_ih.copy(), "W": w_hh.copy(), "b": b_ih + b_hh}
-        p["V"] = _as_numpy(sd["fc.weight"]).copy()
-        p["c"] = _as_numpy(sd["fc.bias"]).copy()
-    elif cell == "lstm":
-        for block, gate in enumerate(_LSTM_TORCH_GATES):
-            p["U" + gate] = rows(w_ih, block)
-            p["W" + gate] = rows(w_hh, block)
+    for block, gate in enumerate(spec.torch_gates):
+        p["U" + gate] = rows(w_ih, block)
+        p["W" + gate] = rows(w_hh, block)
+        if block in spec.own_hh_bias:
+            p["b_i" + gate[1:]] = rows(b_ih, block)
+            p["b_h" + gate[1:]] = rows(b_hh, block)
+        else:
             p["b" + gate] = rows(b_ih, block) + rows(b_hh, block)
-    else:
-        for block, gate in enumerate(_GRU_TORCH_GATES[:2]):
-            p["U" + gate] = rows(w_ih, block)
-            p["W" + gate] = rows(w_hh, block)
-            p["b" + gate] = rows(b_ih, block) + rows(b_hh, block)
-        p["U_n"] = rows(w_ih, 2)
-        p["W_n"] = rows(w_hh, 2)
-        p["b_in"] = rows(b_ih, 2)
-        p["b_hn"] = rows(b_hh, 2)
-    p = {key: p[key] for key in PARAM_KEYS[cell]}
+    p.update({name: _as_numpy(sd[key]).copy() for key, name in spec.torch_extra.items()})
+    p = {key: p[key] for key in spec.param_keys}
     _sizes(p, cell, "from_state_dict")
     return p
 
@@ -913,34 +952,21 @@ def finite_difference_gradients(
     Returns:
         One float64 array per parameter and per initial state (:data:`STATE_KEYS`).
     """
-    _check_options(cell, variant, activation, "finite_difference_gradients", states)
+    spec, options = _resolve(cell, variant, activation, "finite_difference_gradients", states)
     xp = get_array_module(x)
     params = _float64_copy(xp, p)
     x64 = xp.asarray(x, dtype=xp.float64)
     d_out64 = xp.asarray(d_out, dtype=xp.float64)
     _, B, _ = x64.shape
-    d = params["W" if cell != "gru" else "W_r"].shape[0]
-    init = {key: xp.zeros((B, d), dtype=xp.float64) for key in STATE_KEYS[cell]}
+    _, d, _ = _sizes(params, cell, "finite_difference_gradients")
+    init = {key: xp.zeros((B, d), dtype=xp.float64) for key in spec.state_keys}
     init.update(_float64_copy(xp, states or {}))
 
     def loss() -> float:
-        out = forward(cell, params, x64, init, variant=variant, activation=activation)
-        return float((d_out64 * out).sum())
+        return float((d_out64 * spec.forward(params, x64, init, **options)).sum())
 
-    numeric: dict[str, Array] = {}
-    for group in (params, init):
-        for key, array in group.items():
-            grad = xp.zeros_like(array)
-            for index in np.ndindex(*array.shape):
-                original = float(array[index])
-                array[index] = original + eps
-                loss_plus = loss()
-                array[index] = original - eps
-                loss_minus = loss()
-                array[index] = original
-                grad[index] = (loss_plus - loss_minus) / (2.0 * eps)
-            numeric[key] = grad
-    return numeric
+    arrays = {**params, **init}
+    return dict(zip(arrays, central_differences(loss, list(arrays.values()), eps)))
 
 
 def compare_gradients(

@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -47,15 +47,7 @@ RNN_LAYER_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 TAPE_RTOL = 1e-10
 TAPE_ATOL_FACTOR = 1e-13  # times the largest gradient entry of the model
 FD_RTOL = 1e-6
-
-# (row label, cell, options) for every model of the article module.
-MODELS: list[tuple[str, str, dict[str, Any]]] = [
-    ("rnn (linear, article)", "rnn", {"activation": None}),
-    ("rnn (tanh)", "rnn", {"activation": "tanh"}),
-    ("lstm (standard)", "lstm", {"variant": "standard"}),
-    ("lstm (article)", "lstm", {"variant": "article"}),
-    ("gru", "gru", {}),
-]
+State = tuple[Tensor, ...]  # (S,), (h, s) or (h,): the recurrent state on the tape
 
 
 # ------------------------------------------------------------------------------------------------
@@ -66,17 +58,19 @@ def _leaf(array: np.ndarray) -> Tensor:
     return Tensor(array, requires_grad=True, dtype=np.float64)
 
 
-def _linear_rnn_outputs(p: dict[str, Tensor], x: Tensor, S: Tensor) -> tuple[Tensor, Tensor]:
+def _linear_rnn_outputs(p: dict[str, Tensor], x: Tensor, state: State) -> tuple[Tensor, State]:
     """The article's linear RNN, one step at a time: S_t = I_t Uᵀ + S_{t-1} Wᵀ + b, O_t = S_t Vᵀ + c."""
+    (S,) = state
     outputs = []
     for t in range(x.shape[0]):
         S = x[t] @ p["U"].T + S @ p["W"].T + p["b"]
         outputs.append(S @ p["V"].T + p["c"])
-    return stack(outputs, axis=0), S
+    return stack(outputs, axis=0), (S,)
 
 
-def _article_lstm_outputs(p: dict[str, Tensor], x: Tensor, h: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _article_lstm_outputs(p: dict[str, Tensor], x: Tensor, state: State) -> tuple[Tensor, State]:
     """The article's LSTM, one step at a time, ending with h_t = o_t ⊙ s_t (no tanh)."""
+    h, s = state
 
     def gate(suffix: str, x_t: Tensor, h_prev: Tensor) -> Tensor:
         return x_t @ p["U" + suffix].T + h_prev @ p["W" + suffix].T + p["b" + suffix]
@@ -90,38 +84,62 @@ def _article_lstm_outputs(p: dict[str, Tensor], x: Tensor, h: Tensor, s: Tensor)
         s = s_tilde * i + s * f
         h = o * s
         outputs.append(h)
-    return stack(outputs, axis=0), h, s
+    return stack(outputs, axis=0), (h, s)
+
+
+class Model(NamedTuple):
+    """One model of the article module and how it is put on the tape.
+
+    Either ``layer`` builds the ``nn`` layer that computes it (loaded with ``article.to_state_dict``; the RNN
+    adds an ``nn.Linear`` for V, c), or ``steps`` computes it from Tensor ops, ``(params, x, state) ->
+    (output, state)``, where PyTorch has no such layer.
+    """
+
+    label: str
+    cell: str
+    opts: dict[str, Any]
+    layer: Callable[[int, int], nn.Module] | None = None
+    steps: Callable[[dict[str, Tensor], Tensor, State], tuple[Tensor, State]] | None = None
+
+
+MODELS: list[Model] = [
+    Model("rnn (linear, article)", "rnn", {"activation": None}, steps=_linear_rnn_outputs),
+    Model("rnn (tanh)", "rnn", {"activation": "tanh"},
+          layer=lambda n, d: nn.RNN(n, d, nonlinearity="tanh", dtype=np.float64)),
+    Model("lstm (standard)", "lstm", {"variant": "standard"}, layer=lambda n, d: nn.LSTM(n, d, dtype=np.float64)),
+    Model("lstm (article)", "lstm", {"variant": "article"}, steps=_article_lstm_outputs),
+    Model("gru", "gru", {}, layer=lambda n, d: nn.GRU(n, d, dtype=np.float64)),
+]
+"""Every model of the article module, in the order of the table."""
+
+
+def _model(cell: str, variant: str = "standard", activation: str | None = None) -> Model:
+    """The model of ``MODELS`` that ``cell`` with these options names."""
+    options = {"variant": variant, "activation": activation}
+    for model in MODELS:
+        if model.cell == cell and all(options[key] == value for key, value in model.opts.items()):
+            return model
+    raise ValueError(f"article_check: no model {cell!r} with {options}")
 
 
 def new_layer(cell: str, input_size: int, hidden_size: int) -> nn.Module:
     """A freshly initialised float64 ``nn`` layer of the article's kind: ``rnn`` (tanh), ``lstm`` or ``gru``."""
-    if cell == "rnn":
-        return nn.RNN(input_size, hidden_size, nonlinearity="tanh", dtype=np.float64)
-    if cell == "lstm":
-        return nn.LSTM(input_size, hidden_size, dtype=np.float64)
-    return nn.GRU(input_size, hidden_size, dtype=np.float64)
-
-
-def _layer(cell: str, p: dict[str, np.ndarray], input_size: int, hidden_size: int) -> nn.Module:
-    """An ``nn`` layer in float64 holding the article parameters ``p``."""
-    layer = new_layer(cell, input_size, hidden_size)
-    sd = article.to_state_dict(p, cell)
-    layer.load_state_dict({key: sd[key] for key in RNN_LAYER_KEYS})
-    return layer
+    layer = next(model.layer for model in MODELS if model.cell == cell and model.layer is not None)
+    return layer(input_size, hidden_size)
 
 
 def _article_grads_of_layer(layer: nn.Module, fc: nn.Linear | None, cell: str) -> dict[str, np.ndarray]:
     """The article-named gradients of an ``nn`` layer's parameters (and of ``fc``'s: V, c).
 
-    The article's single bias b stands for b_ih + b_hh, so dL/db = dL/db_ih (= dL/db_hh); only the GRU's n
-    gate keeps its two biases apart (b_in, b_hn). Mapping through :func:`article.from_state_dict` therefore
-    takes bias_hh's gradient only for the GRU's n rows.
+    The article's single bias b stands for b_ih + b_hh, so dL/db = dL/db_ih (= dL/db_hh); only the blocks
+    the article keeps apart (``ArticleCell.own_hh_bias``: the GRU's n gate, b_in and b_hn) keep bias_hh's
+    gradient. Mapping through :func:`article.from_state_dict` therefore zeroes bias_hh's other blocks.
     """
     grads = {name: param.grad.numpy() for name, param in layer.named_parameters()}
+    d = layer.hidden_size
     bias_hh = np.zeros_like(grads["bias_hh_l0"])
-    if cell == "gru":
-        d = layer.hidden_size
-        bias_hh[2 * d :] = grads["bias_hh_l0"][2 * d :]
+    for block in article.CELLS[cell].own_hh_bias:
+        bias_hh[block * d : (block + 1) * d] = grads["bias_hh_l0"][block * d : (block + 1) * d]
     grads["bias_hh_l0"] = bias_hh
     if fc is not None:
         grads["fc.weight"] = fc.weight.grad.numpy()
@@ -150,47 +168,45 @@ def tape_gradients(
     Returns:
         One gradient per parameter and per initial state, the keys of :func:`article.bptt`.
     """
+    model = _model(cell, variant, activation)
     steps, batch, input_size = x.shape
-    hidden_size = p["W" if cell != "gru" else "W_r"].shape[0]
+    hidden_size = article.CELLS[cell].sizes(p)[1]
     init = {key: np.zeros((batch, hidden_size)) for key in article.STATE_KEYS[cell]}
     init.update(states or {})
     init_leaves = {key: _leaf(value) for key, value in init.items()}
     chunk = chunk_size or steps
 
-    use_layer = (cell == "rnn" and activation == "tanh") or (cell == "lstm" and variant == "standard") or cell == "gru"
-    if use_layer:
-        layer = _layer(cell, p, input_size, hidden_size)
+    if model.layer is not None:
+        layer = model.layer(input_size, hidden_size)
+        sd = article.to_state_dict(p, cell)
+        layer.load_state_dict({key: sd[key] for key in RNN_LAYER_KEYS})
         fc = None
-        if cell == "rnn":
-            fc = nn.Linear(hidden_size, p["V"].shape[0], dtype=np.float64)
-            fc.load_state_dict({"weight": p["V"], "bias": p["c"]})
-        state: Any = tuple(leaf.unsqueeze(0) for leaf in init_leaves.values())  # (1, B, d): num_layers = 1
+        if "fc.weight" in sd:
+            fc = nn.Linear(hidden_size, sd["fc.weight"].shape[0], dtype=np.float64)
+            fc.load_state_dict({"weight": sd["fc.weight"], "bias": sd["fc.bias"]})
+
+        def run(x_chunk: Tensor, state: State) -> tuple[Tensor, State]:
+            out, final = layer(x_chunk, state if len(state) > 1 else state[0])
+            return (out if fc is None else fc(out)), (final if isinstance(final, tuple) else (final,))
+
+        state: State = tuple(leaf.unsqueeze(0) for leaf in init_leaves.values())  # (1, B, d)
     else:
         leaves = {key: _leaf(value) for key, value in p.items()}
+
+        def run(x_chunk: Tensor, state: State) -> tuple[Tensor, State]:
+            return model.steps(leaves, x_chunk, state)
+
         state = tuple(init_leaves.values())
 
     loss: Tensor | None = None
     for start in range(0, steps, chunk):
-        x_chunk = Tensor(x[start : start + chunk], dtype=np.float64)
-        if use_layer and cell == "lstm":
-            out, state = layer(x_chunk, state)
-        elif use_layer:
-            out, h_n = layer(x_chunk, state[0])
-            state = (h_n,)
-            if fc is not None:
-                out = fc(out)
-        elif cell == "rnn":
-            out, S = _linear_rnn_outputs(leaves, x_chunk, state[0])
-            state = (S,)
-        else:
-            out, h, s = _article_lstm_outputs(leaves, x_chunk, *state)
-            state = (h, s)
+        out, state = run(Tensor(x[start : start + chunk], dtype=np.float64), state)
         chunk_loss = (Tensor(d_out[start : start + chunk], dtype=np.float64) * out).sum()
         loss = chunk_loss if loss is None else loss + chunk_loss
         state = tuple(tensor.detach() for tensor in state)  # truncated BPTT: no gradient across the cut
     loss.backward()
 
-    if use_layer:
+    if model.layer is not None:
         grads = _article_grads_of_layer(layer, fc, cell)
     else:
         grads = {key: leaf.grad.numpy() for key, leaf in leaves.items()}
@@ -213,7 +229,7 @@ def make_problem(cell: str, steps: int, batch: int, seed: int) -> dict[str, Any]
     rng = np.random.default_rng(seed)
     n, d, k = 3, 4, 2
     p = article.init_params(cell, n, d, k, seed=seed)
-    out_size = k if cell == "rnn" else d
+    out_size = k if "V" in p else d  # the RNN's output O_t has k entries, the others' h_t has d
     return {
         "p": p,
         "x": rng.normal(size=(steps, batch, n)),
@@ -231,7 +247,7 @@ def _rows(
 def run_checks(steps: int, batch: int, seed: int, chunk_size: int) -> list[tuple[str, str, str, float, float, bool]]:
     """Every row of the table: (model, check, parameter, max abs error, max relative error, passed)."""
     rows = []
-    for label, cell, opts in MODELS:
+    for label, cell, opts, *_ in MODELS:
         prob = make_problem(cell, steps, batch, seed)
         args = (cell, prob["p"], prob["x"], prob["d_out"], prob["states"])
         hand = article.bptt(*args, **opts)
