@@ -52,9 +52,9 @@ def test_peephole_lstm_with_zero_peepholes_is_the_lstm(rng):
     lstm = nn.LSTM(3, 4, num_layers=2, dtype=np.float64)
     peep = nn.PeepholeLSTM(3, 4, num_layers=2, dtype=np.float64)
     sd = lstm.state_dict()
-    missing, _ = peep.load_state_dict(sd, strict=False)
+    missing, _ = peep.load_state_dict(sd, strict=True)
     assert sorted(missing) == sorted(f"weight_c{g}_l{k}" for g in "ifo" for k in (0, 1))
-    peep.load_state_dict({name: np.zeros(4) for name in missing}, strict=False)
+    peep.load_state_dict({name: np.zeros(4) for name in missing}, strict=True)
     x = tg.Tensor(rng.standard_normal((5, 2, 3)))
     np.testing.assert_array_equal(peep(x)[0].numpy(), lstm(x)[0].numpy())
 
@@ -134,7 +134,7 @@ def test_packed_input_gives_the_results_of_lengths_and_packs_the_output(layer_ty
     expected = _pack(out_l.numpy(), lengths).data.numpy()
     np.testing.assert_allclose(out_p.data.numpy(), expected, rtol=1e-13)
     for a, b in zip(state_p if isinstance(state_p, tuple) else (state_p,),
-                    state_l if isinstance(state_l, tuple) else (state_l,)):
+                    state_l if isinstance(state_l, tuple) else (state_l,), strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-13)
     out_p.data.sum().backward()  # the gradient reaches the packed data; padding rows get none
     assert packed.data.grad.shape == packed.data.shape and np.all(np.isfinite(packed.data.grad.numpy()))

@@ -862,7 +862,7 @@ def from_state_dict(sd: Mapping[str, Any], cell: str) -> Params:
     missing = [key for key in required if key not in sd]
     has_bias = [key in sd for key in optional]
     if any(has_bias) and not all(has_bias):
-        missing += [key for key, present in zip(optional, has_bias) if not present]
+        missing += [key for key, present in zip(optional, has_bias, strict=True) if not present]
     unexpected = [key for key in sd if key not in required + optional]
     if missing or unexpected:
         raise KeyError(f"article.from_state_dict({cell!r}): missing keys {missing}, unexpected keys {unexpected}")
@@ -966,7 +966,7 @@ def finite_difference_gradients(
         return float((d_out64 * spec.forward(params, x64, init, **options)).sum())
 
     arrays = {**params, **init}
-    return dict(zip(arrays, central_differences(loss, list(arrays.values()), eps)))
+    return dict(zip(arrays, central_differences(loss, list(arrays.values()), eps), strict=True))
 
 
 def compare_gradients(

@@ -21,7 +21,8 @@ The step equations, for input ``x``, previous hidden state ``h`` and (LSTM) cell
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tinygrad_rnn import ops
 from tinygrad_rnn.tensor import Tensor, zeros_like
@@ -157,7 +158,7 @@ class GRU(RecurrentCell):
         else:
             b_n = zeros_like(x_n)
         c = ops.concat([x_rz, b_n], axis=-1)
-        return list(zip(c.unbind(0), x_n.unbind(0))), {**p, "weight_hh_t": p["weight_hh"].T}
+        return list(zip(c.unbind(0), x_n.unbind(0), strict=True)), {**p, "weight_hh_t": p["weight_hh"].T}
 
     def step(self, x_t: tuple[Tensor, Tensor], state: State, p: Params) -> State:
         c, x_n = x_t

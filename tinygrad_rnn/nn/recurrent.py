@@ -32,7 +32,8 @@ parameters of its own (the peephole LSTM's ``weight_ci_l{k}``...). The cells' eq
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ class RNNCellBase(Module):
         if len(given) != len(state_names):
             raise OpError(f"{name}: expected hx = ({', '.join(state_names)}), got {len(given)} tensors")
         state = []
-        for s, what in zip(given, state_names):
+        for s, what in zip(given, state_names, strict=True):
             if s is None:
                 s = zeros(expected, dtype=self.weight_hh.dtype, device=input.device)
             elif tuple(s.shape) != expected:
@@ -184,7 +185,7 @@ def _unpack(packed: PackedSequence) -> tuple[Tensor, np.ndarray, np.ndarray | No
     batch = int(batch_sizes[0])
     rows = np.full((len(batch_sizes), batch), data.shape[0], dtype=np.int64)  # data.shape[0]: a zero row
     offsets = np.concatenate([[0], np.cumsum(batch_sizes)[:-1]])
-    for t, (offset, size) in enumerate(zip(offsets, batch_sizes)):
+    for t, (offset, size) in enumerate(zip(offsets, batch_sizes, strict=True)):
         rows[t, :size] = np.arange(offset, offset + size)
     unsorted = packed.unsorted_indices
     if unsorted is not None:
@@ -283,7 +284,7 @@ class RNNBase(Module):
         else:
             given = tuple(hx)
         per_state = []
-        for s, what in zip(given, state_names):
+        for s, what in zip(given, state_names, strict=True):
             what = "hx" if len(state_names) == 1 else f"{what}0"
             if s is None:
                 per_state.append([zeros((batch, self.hidden_size), dtype=like.dtype, device=like.device)] * count)
@@ -294,7 +295,7 @@ class RNNBase(Module):
                 raise OpError(f"{name}: expected {what} of shape {expected} (num_layers*num_directions, "
                               f"{'batch, ' if batched else ''}hidden_size), got {tuple(s.shape)}")
             per_state.append(list((s if batched else s.unsqueeze(1)).unbind(0)))
-        return list(zip(*per_state))
+        return list(zip(*per_state, strict=True))
 
     def _mask(self, lengths: Any, steps: int, batch: int, like: Tensor) -> Any:
         """(T, B, 1) boolean mask of real steps, or None when every sequence has all T steps."""
@@ -325,7 +326,7 @@ class RNNBase(Module):
                 state = new
                 outputs[t] = new[0]
             else:  # past a sequence's end: keep the state, output zeros
-                state = tuple(ops.where(mask[t], n, s) for n, s in zip(new, state))
+                state = tuple(ops.where(mask[t], n, s) for n, s in zip(new, state, strict=True))
                 outputs[t] = ops.where(mask[t], new[0], 0.0)
         return ops.stack(outputs, axis=0), state
 
@@ -377,7 +378,7 @@ class RNNBase(Module):
             x = outputs[0] if len(outputs) == 1 else ops.concat(outputs, axis=2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
-        h_n = tuple(ops.stack(list(s), axis=0) for s in zip(*finals))
+        h_n = tuple(ops.stack(list(s), axis=0) for s in zip(*finals, strict=True))
         if not batched:
             x, h_n = x.squeeze(1), tuple(s.squeeze(1) for s in h_n)
         elif packed is not None:
