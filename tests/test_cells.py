@@ -52,9 +52,9 @@ def test_peephole_lstm_with_zero_peepholes_is_the_lstm(rng):
     lstm = nn.LSTM(3, 4, num_layers=2, dtype=np.float64)
     peep = nn.PeepholeLSTM(3, 4, num_layers=2, dtype=np.float64)
     sd = lstm.state_dict()
-    missing, _ = peep.load_state_dict(sd, strict=True)
+    missing, _ = peep.load_state_dict(sd, strict=False)
     assert sorted(missing) == sorted(f"weight_c{g}_l{k}" for g in "ifo" for k in (0, 1))
-    peep.load_state_dict({name: np.zeros(4) for name in missing}, strict=True)
+    peep.load_state_dict({name: np.zeros(4) for name in missing}, strict=False)
     x = tg.Tensor(rng.standard_normal((5, 2, 3)))
     np.testing.assert_array_equal(peep(x)[0].numpy(), lstm(x)[0].numpy())
 
