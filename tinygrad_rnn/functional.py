@@ -11,7 +11,7 @@ import numpy as np
 
 from tinygrad_rnn import ops
 from tinygrad_rnn.backend import get_array_module
-from tinygrad_rnn.tensor import OpError, Tensor, default_rng
+from tinygrad_rnn.tensor import OpError, Tensor
 
 __all__ = ["check_dropout_probability", "linear", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "dropout",
            "sigmoid", "tanh", "relu", "embedding"]
@@ -63,21 +63,7 @@ def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean", ignore_ind
         )
     if t.dtype.kind not in "iu":
         raise OpError(f"cross_entropy/nll_loss: target must hold integer class indices, got dtype {t.dtype}")
-    n, c = log_probs.shape
-    valid = t != ignore_index
-    safe = xp.where(valid, t, 0)
-    if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= c):
-        raise OpError(f"cross_entropy/nll_loss: target values must lie in [0, {c}) or equal ignore_index "
-                      f"({ignore_index}), got values in [{int(t.min())}, {int(t.max())}]")
-    picked = log_probs[xp.arange(n), safe]  # (N,)
-    if not bool(valid.all()):
-        picked = picked * valid.astype(log_probs.dtype)
-    if reduction == "none":
-        return -picked
-    total = -picked.sum()
-    if reduction == "sum":
-        return total
-    return total / log_probs.dtype.type(int(valid.sum())) if n else total / log_probs.dtype.type(0)
+    return ops.NLLLoss.apply(log_probs, Tensor._wrap(t), reduction=reduction, ignore_index=ignore_index)
 
 
 def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean", ignore_index: int = -100) -> Tensor:
@@ -135,6 +121,4 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1:
         return x * 0.0
-    keep = default_rng(x.device).random(x.shape, dtype=np.float32) >= p
-    scale = keep.astype(x.dtype) * x.dtype.type(1 / (1 - p))
-    return x * scale
+    return ops.Dropout.apply(x, p=p)

@@ -1042,3 +1042,75 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
 def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
     """Stable log-softmax along ``axis`` (see :class:`LogSoftmax`)."""
     return LogSoftmax.apply(a, axis=axis)
+
+
+# --------------------------------------------------------------------------------------------------
+# Ops whose forward reads data-dependent values (targets) or draws random numbers: these stay inside one
+# Function so that tinygrad_rnn.capture can replay them on new data (see capture.py).
+# --------------------------------------------------------------------------------------------------
+
+
+class NLLLoss(Function):
+    """Negative log-likelihood of integer targets: log_probs (N, C), int target (N,) -> 0-d, or (N,) for 'none'.
+
+    With ``valid_n = target_n != ignore_index`` and ``p_n = log_probs[n, target_n]`` (0 where not valid):
+    ``'none'``: ``-p`` (N,); ``'sum'``: ``-Σ p``; ``'mean'``: ``-Σ p / count(valid)`` (NaN when no target is
+    valid, as PyTorch). Backward: ``∂log_probs[n, target_n] = -g_n`` ('none'), ``-g`` ('sum'),
+    ``-(g / count)`` ('mean'), at valid n only; 0 elsewhere.
+
+    Raises:
+        OpError: a target outside ``[0, C)`` that is not ``ignore_index``.
+    """
+
+    name = "cross_entropy/nll_loss"
+
+    def forward(self, log_probs, target, reduction, ignore_index):
+        xp = get_array_module(log_probs)
+        n, c = log_probs.shape
+        valid = target != ignore_index
+        safe = xp.where(valid, target, 0)
+        if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= c):
+            raise IndexError(f"target values must lie in [0, {c}) or equal ignore_index ({ignore_index}), "
+                             f"got values in [{int(target.min())}, {int(target.max())}]")
+        self.rows, self.safe, self.input_shape, self.reduction = xp.arange(n), safe, log_probs.shape, reduction
+        self.valid = None if bool(valid.all()) else valid.astype(log_probs.dtype)
+        picked = log_probs[self.rows, safe]
+        if self.valid is not None:
+            picked = picked * self.valid
+        if reduction == "none":
+            return -picked
+        total = -picked.sum()
+        if reduction == "sum":
+            return total
+        self.count = log_probs.dtype.type(int(valid.sum()))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return total / self.count
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if self.reduction == "mean":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                coef = -(g / self.count)
+        else:
+            coef = -g
+        if self.valid is not None:
+            coef = coef * self.valid
+        grad = xp.zeros(self.input_shape, dtype=g.dtype)
+        grad[self.rows, self.safe] = coef
+        return grad, None
+
+
+class Dropout(Function):
+    """Inverted dropout: ``out = a · keep / (1 - p)`` with ``keep = U[0, 1) >= p`` drawn in the forward from
+    the device's generator (:func:`~tinygrad_rnn.tensor.default_rng`). Backward: ``∂a = g · keep / (1 - p)``."""
+
+    def forward(self, a, p):
+        from tinygrad_rnn.backend import device_of
+        from tinygrad_rnn.tensor import default_rng
+
+        keep = default_rng(device_of(a)).random(a.shape, dtype=np.float32) >= p
+        self.scale = keep.astype(a.dtype) * a.dtype.type(1 / (1 - p))
+        return a * self.scale
+
+    def backward(self, g):
+        return g * self.scale

@@ -209,6 +209,8 @@ class Function:
             OpError: the backend rejected the inputs (shape, dtype or index); the message names the op
                 and every input's shape, dtype and device.
         """
+        if _recorder is not None:  # tinygrad_rnn.capture is recording this call (see capture.py)
+            return _recorder.apply(cls, inputs, options)
         fn = cls()
         try:  # most ops take one or two inputs and no options: call forward without building a list (hot path)
             if options or len(inputs) > 2:
@@ -258,6 +260,9 @@ class Function:
 
 
 _creation_counter = itertools.count()
+# While tinygrad_rnn.capture records a call, its recorder: Function.apply and the backward pass hand their
+# work to it (it runs them eagerly and writes down what they did); reads of tensor values are reported.
+_recorder: Any = None
 _by_creation = operator.attrgetter("seq")
 _new_object = object.__new__  # Tensor._wrap's constructor, without Tensor.__init__'s conversions
 
@@ -600,6 +605,8 @@ class Tensor:
     # ---------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array (copied from the GPU if needed; shares memory on the CPU)."""
+        if _recorder is not None:
+            _recorder.read(self, "numpy()")
         return to_numpy(self.array)
 
     def tolist(self) -> Any:
@@ -609,6 +616,8 @@ class Tensor:
         """The value of a one-element tensor as a Python number."""
         if self.array.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        if _recorder is not None:
+            _recorder.read(self, "item()")
         return self.array.reshape(()).item()
 
     def to(self, device: str) -> "Tensor":
@@ -910,6 +919,8 @@ def _add(previous: Any, g: Any, owned: set[int]) -> Any:
 
 
 def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
+    if _recorder is not None:  # tinygrad_rnn.capture is recording (see capture.py)
+        return _recorder.backward(root, grad, retain_graph)
     root_fn = root._ctx
     if root_fn is None:  # a leaf
         _accumulate_leaf(root, grad)
@@ -996,6 +1007,8 @@ def default_rng(device: str = "cpu") -> Any:
     Seeded from :func:`manual_seed` when one was set, otherwise from fresh OS entropy.
     """
     device = normalize_device(device)
+    if _recorder is not None:
+        _recorder.random(device)
     rng = _generators.by_device.get(device)
     if rng is None:
         seed = _generators.seed
