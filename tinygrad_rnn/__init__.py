@@ -10,6 +10,7 @@ Tensor([[2., 4.]])
 
 from tinygrad_rnn import functional, nn, optim
 from tinygrad_rnn.backend import DeviceError, cuda_is_available
+from tinygrad_rnn.capture import CaptureError, capture
 from tinygrad_rnn.gradcheck import gradcheck
 from tinygrad_rnn.ops import (
     abs,

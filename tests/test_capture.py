@@ -1,0 +1,382 @@
+"""tinygrad_rnn.capture: a recorded step replayed on new data equals eager bitwise; what it cannot replay is refused.
+
+Each property test builds the same model twice from one seed, trains one eagerly and one through a captured
+step on the same batches (optimizer steps in between, dropout reseeded identically), and compares the loss,
+every gradient, the parameters and the random generator's state afterwards with ``array_equal``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_rnn as tg
+from tinygrad_rnn import functional as F
+from tinygrad_rnn import nn
+from tinygrad_rnn.capture import CaptureError, capture
+
+
+class Model(nn.Module):
+    """Embedding -> recurrent layer -> Linear, for next-token cross-entropy."""
+
+    def __init__(self, kind: str, vocab: int, emb: int, hidden: int, layers: int, bidirectional: bool,
+                 batch_first: bool, dropout: float, dtype):
+        super().__init__()
+        tg.manual_seed(0)
+        self.embed = nn.Embedding(vocab, emb, dtype=dtype)
+        kwargs = dict(num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, dropout=dropout,
+                      dtype=dtype)
+        if kind in ("tanh", "relu"):
+            self.rnn = nn.RNN(emb, hidden, nonlinearity=kind, **kwargs)
+        else:
+            self.rnn = getattr(nn, kind)(emb, hidden, **kwargs)
+        self.head = nn.Linear(hidden * (2 if bidirectional else 1), vocab, dtype=dtype)
+        self.vocab = vocab
+
+    def loss(self, x, y, lengths=None):
+        out, _ = self.rnn(self.embed(x), lengths=lengths)
+        logits = self.head(out).reshape(-1, self.vocab)
+        return F.cross_entropy(logits, y.reshape(-1))
+
+
+def _step(model):
+    def step(x, y, lengths=None):
+        loss = model.loss(x, y, lengths)
+        loss.backward()
+        return loss
+    return step
+
+
+def _grads(model):
+    return [None if p.grad is None else p.grad.numpy().copy() for p in model.parameters()]
+
+
+def _assert_same(a, b, what):
+    assert len(a) == len(b)
+    for i, (u, v) in enumerate(zip(a, b)):
+        assert (u is None) == (v is None), f"{what} {i}: one is None"
+        if u is not None:
+            assert u.dtype == v.dtype and u.shape == v.shape, f"{what} {i}: {u.dtype}{u.shape} vs {v.dtype}{v.shape}"
+            assert np.array_equal(u, v, equal_nan=True), f"{what} {i}: max diff {np.nanmax(np.abs(u - v))}"
+
+
+configs = st.fixed_dictionaries({
+    "kind": st.sampled_from(["tanh", "relu", "LSTM", "GRU"]),
+    "layers": st.integers(1, 2),
+    "bidirectional": st.booleans(),
+    "batch_first": st.booleans(),
+    "lengths": st.booleans(),
+    "dtype": st.sampled_from([np.float32, np.float64]),
+    "dropout": st.sampled_from([0.0, 0.5]),
+    "T": st.integers(1, 5),
+    "B": st.integers(1, 3),
+    "seed": st.integers(0, 2**16),
+})
+
+
+@settings(max_examples=12)
+@given(configs)
+def test_replay_equals_eager_bitwise_over_training_steps(cfg):
+    vocab, emb, hidden = 7, 4, 5
+    models = [Model(cfg["kind"], vocab, emb, hidden, cfg["layers"], cfg["bidirectional"], cfg["batch_first"],
+                    cfg["dropout"], cfg["dtype"]) for _ in range(2)]
+    eager, captured = models
+    step = capture(_step(captured))
+    opts = [tg.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in models]
+    rng = np.random.default_rng(cfg["seed"])
+    T, B = cfg["T"], cfg["B"]
+    shape = (B, T) if cfg["batch_first"] else (T, B)
+    for call in range(3):
+        x = tg.tensor(rng.integers(0, vocab, shape))
+        y = tg.tensor(rng.integers(0, vocab, shape))
+        lengths = rng.integers(1, T + 1, B) if cfg["lengths"] else None
+        results = []
+        for model, fn in ((eager, _step(eager)), (captured, step)):
+            tg.manual_seed(100 + call)  # the same dropout masks for both
+            if call != 1:  # call 1 accumulates into the gradients of call 0, as eager does
+                for p in model.parameters():
+                    p.grad = None
+            loss = fn(x, y, lengths)
+            results.append((loss.numpy().copy(), _grads(model), tg.default_rng().random(3)))
+        (l1, g1, r1), (l2, g2, r2) = results
+        _assert_same([l1], [l2], "loss")
+        _assert_same(g1, g2, "grad")
+        _assert_same([r1], [r2], "generator state after the call")
+        for o in opts:
+            o.step()
+        _assert_same([p.numpy() for p in eager.parameters()], [p.numpy() for p in captured.parameters()], "param")
+    assert step.stats["replayed"] >= 1 or cfg["lengths"]
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "tanh"])
+def test_sequence_regression_with_mse_and_adam_replays_bitwise(kind):
+    """A sunspots-like model: float64 series in, mse_loss, Adam and clipping between the calls."""
+    def build():
+        tg.manual_seed(3)
+        rnn = nn.LSTM(1, 6) if kind == "LSTM" else nn.GRU(1, 6) if kind == "GRU" else nn.RNN(1, 6)
+        return rnn, nn.Linear(6, 1)
+
+    def make_step(rnn, fc):
+        def step(x, target):
+            out, _ = rnn(x)
+            loss = F.mse_loss(fc(out[-1]), target)
+            loss.backward()
+            return loss, fc.bias.grad
+        return step
+
+    (r1, f1), (r2, f2) = build(), build()
+    p1 = list(r1.parameters()) + list(f1.parameters())
+    p2 = list(r2.parameters()) + list(f2.parameters())
+    eager, step = make_step(r1, f1), capture(make_step(r2, f2))
+    o1, o2 = tg.optim.Adam(p1, lr=0.01), tg.optim.Adam(p2, lr=0.01)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x = tg.tensor(rng.standard_normal((9, 4, 1)))
+        target = tg.tensor(rng.standard_normal((4, 1)))
+        for o in (o1, o2):
+            o.zero_grad()
+        (l1, b1), (l2, b2) = eager(x, target), step(x, target)
+        _assert_same([l1.numpy(), b1.numpy()], [l2.numpy(), b2.numpy()], "loss, bias grad")
+        _assert_same([p.grad.numpy() for p in p1], [p.grad.numpy() for p in p2], "grad")
+        for params, o in ((p1, o1), (p2, o2)):
+            tg.optim.clip_grad_norm_(params, 0.5)
+            o.step()
+    assert step.stats == {"recorded": 1, "replayed": 3}
+
+
+def test_a_new_shape_records_a_new_program_and_the_cache_is_bounded():
+    model = Model("GRU", 6, 3, 4, 1, False, False, 0.0, np.float64)
+    step = capture(_step(model), cache_size=2)
+    rng = np.random.default_rng(0)
+    for T in (4, 4, 3, 4, 2, 3):
+        x, y = (tg.tensor(rng.integers(0, 6, (T, 2))) for _ in range(2))
+        model.zero_grad()
+        loss = step(x, y)
+        expected = model.loss(x, y)
+        assert loss.item() == expected.item()
+    assert step.stats == {"recorded": 4, "replayed": 2}  # T=4 replayed once; 3 evicted by 2, then re-recorded
+
+
+def test_lengths_read_outside_the_tape_become_part_of_the_signature():
+    model = Model("LSTM", 6, 3, 4, 1, True, False, 0.0, np.float64)
+    step = capture(_step(model))
+    rng = np.random.default_rng(1)
+    x, y = (tg.tensor(rng.integers(0, 6, (5, 3))) for _ in range(2))
+    for lengths in ([5, 2, 3], [5, 2, 3], [1, 5, 4], np.array([5, 2, 3])):
+        model.zero_grad()
+        step(x, y, lengths)
+        got = _grads(model)
+        model.zero_grad()
+        _step(model)(x, y, lengths)
+        _assert_same(got, _grads(model), "grad")
+    assert step.stats["recorded"] == 3  # two lists and a NumPy array (its values are read: static)
+
+
+def test_replaced_parameter_arrays_are_relinked_and_views_follow():
+    model = Model("LSTM", 5, 3, 4, 1, False, False, 0.0, np.float32)
+    step = capture(_step(model))
+    x, y = tg.tensor([[1, 2], [3, 4]]), tg.tensor([[0, 1], [2, 3]])
+    step(x, y)
+    for p in model.parameters():
+        p.array = p.array * np.float32(0.5)  # new array objects (not written in place)
+    model.zero_grad()
+    loss = step(x, y)
+    assert loss.item() == model.loss(x, y).item()
+    assert step.stats == {"recorded": 1, "replayed": 1}
+
+
+def test_gradient_into_a_tensor_argument_and_returned_values():
+    w = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+
+    @capture
+    def f(x):
+        y = (x @ w).tanh()
+        s = (y * y).sum()
+        s.backward()
+        return {"s": s, "y": y, "n": 3, "w": w}
+
+    for k in range(3):
+        x = tg.tensor(np.full((4, 2), 0.1 * k), requires_grad=True)
+        out = f(x)
+        x2 = tg.tensor(np.full((4, 2), 0.1 * k), requires_grad=True)
+        w_grad = w.grad.numpy().copy()
+        w.grad = None
+        y2 = (x2 @ w).tanh()
+        (y2 * y2).sum().backward()
+        assert np.array_equal(x.grad.numpy(), x2.grad.numpy())
+        assert np.array_equal(out["y"].numpy(), y2.numpy()) and out["n"] == 3 and out["w"] is w
+        assert k == 0 or not out["y"].requires_grad  # replays return tensors without history
+        w.grad = tg.tensor(w_grad) if k == 0 else w.grad
+    assert f.stats["replayed"] == 2
+
+
+def test_returned_tensors_do_not_change_at_the_next_call():
+    @capture
+    def f(x):
+        with tg.no_grad():
+            return (x * 2).sum()
+
+    a = f(tg.tensor([1.0, 2.0]))
+    b = f(tg.tensor([3.0, 4.0]))
+    c = f(tg.tensor([5.0, 6.0]))
+    assert (a.item(), b.item(), c.item()) == (6.0, 14.0, 22.0)
+
+
+def test_decorator_with_options_and_on_a_method():
+    class Trainer:
+        def __init__(self):
+            self.w = tg.tensor([1.0, 2.0], requires_grad=True)
+
+        @capture(cache_size=1)
+        def step(self, x):
+            loss = (self.w * x).sum()
+            loss.backward()
+            return loss
+
+    t = Trainer()
+    assert t.step(tg.tensor([1.0, 1.0])).item() == 3.0
+    assert t.step(tg.tensor([2.0, 1.0])).item() == 4.0
+    assert np.array_equal(t.w.grad.numpy(), [3.0, 2.0])
+
+
+# ------------------------------------------------------------------------------------------------ refusals
+
+
+def _linear_model():
+    tg.manual_seed(0)
+    return nn.Linear(3, 2)
+
+
+@pytest.mark.parametrize("read", ["item", "numpy", "bool", "float"])
+def test_reading_a_value_inside_is_refused(read):
+    fc = _linear_model()
+
+    @capture
+    def f(x):
+        loss = fc(x).sum()
+        if read == "item":
+            loss.item()
+        elif read == "numpy":
+            loss.numpy()
+        elif read == "bool":
+            if loss:  # bool(tensor)
+                pass
+        else:
+            float(loss)
+        loss.backward()
+        return loss
+
+    with pytest.raises(CaptureError, match="reads a value"):
+        f(tg.ones(4, 3))
+
+
+def test_random_numbers_outside_an_op_are_refused():
+    fc = _linear_model()
+
+    @capture
+    def f(x):
+        noise = tg.randn(4, 3)
+        loss = fc(x + noise).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(CaptureError, match="random numbers"):
+        f(tg.ones(4, 3))
+
+
+def test_an_optimizer_step_inside_is_refused():
+    fc = _linear_model()
+    opt = tg.optim.SGD(fc.parameters(), lr=0.1)
+
+    @capture
+    def f(x):
+        loss = fc(x).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    with pytest.raises(CaptureError, match="parameter .* changed inside"):
+        f(tg.ones(4, 3))
+
+
+def test_clipping_inside_is_refused():
+    fc = _linear_model()
+
+    @capture
+    def f(x):
+        loss = (fc(x) * 100).sum()
+        loss.backward()
+        tg.optim.clip_grad_norm_(fc.parameters(), 0.1)
+        return loss
+
+    with pytest.raises(CaptureError, match="gradient .* changed inside"):
+        f(tg.ones(4, 3))
+
+
+def test_a_changed_parameter_shape_is_refused_at_the_replay():
+    fc = _linear_model()
+
+    @capture
+    def f(x):
+        loss = fc(x).sum()
+        loss.backward()
+        return loss
+
+    f(tg.ones(4, 3))
+    fc.bias.array = np.zeros(3, dtype=np.float32)
+    with pytest.raises(CaptureError, match="parameter recorded with shape"):
+        f(tg.ones(4, 3))
+
+
+def test_history_from_outside_and_live_graphs_are_refused():
+    fc = _linear_model()
+    h = fc(tg.ones(1, 3))  # a tensor with history made outside
+
+    @capture
+    def uses_outside_history(x):
+        loss = (fc(x) * h).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(CaptureError, match="history"):
+        uses_outside_history(tg.ones(4, 3))
+    with pytest.raises(CaptureError, match="history"):
+        capture(lambda x: x)(h)
+
+    @capture
+    def no_backward(x):
+        return fc(x).sum()
+
+    with pytest.raises(CaptureError, match="not backpropagated"):
+        no_backward(tg.ones(4, 3))
+
+
+def test_retain_grad_inside_is_refused():
+    fc = _linear_model()
+
+    @capture
+    def f(x):
+        y = fc(x).retain_grad()
+        loss = y.sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(CaptureError, match="retain_grad"):
+        f(tg.ones(4, 3))
+
+
+def test_values_read_by_value_warn_after_many_recordings():
+    fc = _linear_model()
+
+    @capture(cache_size=2)
+    def f(x):
+        loss = fc(tg.tensor(x)).sum()  # a copy of the argument: read by value, outside the ops
+        loss.backward()
+        return loss
+
+    with pytest.warns(UserWarning, match="read by value"):
+        for k in range(4):
+            fc.zero_grad()
+            assert f(np.full((2, 3), float(k), dtype=np.float32)).item() == fc(tg.full((2, 3), float(k))).sum().item()
