@@ -233,11 +233,28 @@ def load_checkpoint(path: str, args: argparse.Namespace, typed: set[str], text_h
     return saved
 
 
+def flatten_optim_state(opt: optim.Optimizer) -> dict[str, object]:
+    """The optimizer's per-parameter state as flat ``optim.state.{index}.{name}`` entries (for the .npz)."""
+    return {f"optim.state.{i}.{name}": value
+            for i, state in opt.state_dict()["state"].items() for name, value in state.items()}
+
+
+def unflatten_optim_state(opt: optim.Optimizer, saved: dict[str, object]) -> dict[str, object]:
+    """The inverse of :func:`flatten_optim_state`: a state dict for ``opt.load_state_dict`` (groups: ``opt``'s)."""
+    state_dict = opt.state_dict()
+    state_dict["state"] = {}
+    for key, value in saved.items():
+        if key.startswith("optim.state."):
+            index, name = key[len("optim.state."):].split(".", 1)
+            state_dict["state"].setdefault(int(index), {})[name] = value
+    return state_dict
+
+
 def checkpoint_dict(model, opt, args, vocab, step, state, losses, text_hash) -> dict:
     """Everything a bit-identical continuation needs: weights, Adam's moments, the carried (detached)
     recurrent state, the step (which fixes the data position), the losses so far, the generators' states."""
     out = {f"model.{k}": v for k, v in model.state_dict().items()}
-    out.update({f"optim.{k}": v for k, v in opt.state_dict().items()})
+    out.update(flatten_optim_state(opt))
     states = () if state is None else state if isinstance(state, tuple) else (state,)
     for i, s in enumerate(states):
         out[f"carried.{i}"] = s
@@ -313,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     step0, state, losses = 0, None, []
     if saved is not None:
         model.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("model.")})
-        opt.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("optim.")})
+        opt.load_state_dict(unflatten_optim_state(opt, saved))
         step0 = int(saved["step"])
         losses = [float(v) for v in saved["losses"]]
         carried = [tg.Tensor(saved[k] if dist is None else dist.shard(saved[k], dim=1), device=device)

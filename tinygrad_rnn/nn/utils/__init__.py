@@ -1,5 +1,5 @@
 """``tinygrad_rnn.nn.utils``: PyTorch's ``torch.nn.utils`` (``parameters_to_vector``, ``vector_to_parameters``,
-``clip_grad_norm_``/``clip_grad_value_`` once the optim package provides them) and :mod:`.rnn`."""
+``clip_grad_norm_``, ``clip_grad_value_``, ``get_total_norm``, ``clip_grads_with_norm_``) and :mod:`.rnn`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from tinygrad_rnn.tensor import OpError, Tensor
 
 __all__ = ["parameters_to_vector", "rnn", "vector_to_parameters"]
 
-try:  # written by the optim package (nn/utils/clip_grad.py); re-exported here when present
-    from tinygrad_rnn.nn.utils.clip_grad import clip_grad_norm_, clip_grad_value_
+from tinygrad_rnn.nn.utils.clip_grad import (  # noqa: E402 - gradient clipping, in clip_grad.py
+    clip_grad_norm_,
+    clip_grad_value_,
+    clip_grads_with_norm_,
+    get_total_norm,
+)
 
-    __all__ += ["clip_grad_norm_", "clip_grad_value_"]
-except ImportError:  # pragma: no cover - until clip_grad.py lands
-    pass
+__all__ += ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm"]
 
 
 def _tensors(name: str, parameters: Any) -> list[Tensor]:
