@@ -12,7 +12,7 @@ from tinygrad_rnn.tensor import OpError, Tensor
 
 __all__ = ["parameters_to_vector", "rnn", "vector_to_parameters"]
 
-from tinygrad_rnn.nn.utils.clip_grad import (  # noqa: E402 - gradient clipping, in clip_grad.py
+from tinygrad_rnn.nn.utils.clip_grad import (  # gradient clipping, in clip_grad.py
     clip_grad_norm_,
     clip_grad_value_,
     clip_grads_with_norm_,
