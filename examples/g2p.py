@@ -40,6 +40,7 @@ Writes under ``--out``: ``g2p.npz`` (checkpoint; ``--resume`` continues from it)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -74,6 +75,7 @@ SAVED_SETTINGS = ("embed_size", "hidden_size", "attention_size", "attention")
 # ----------------------------------------------------------------------------------------------- data
 
 
+@functools.lru_cache(maxsize=1)
 def load_dictionary() -> tuple[dict[str, list[tuple[str, ...]]], str]:
     """``word -> [pronunciations]`` (stress removed, duplicates after that merged, CMUdict's order kept)."""
     try:
