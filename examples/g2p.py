@@ -446,7 +446,7 @@ def train(model: G2P, opt, pairs: list, vocab: Vocab, args, device: str, label: 
         plan += batches(pairs, args.batch_size, rng)
     plan = plan[: args.steps]
     curve = []
-    evals = {int(round(args.steps * k / args.eval_points)) for k in range(1, args.eval_points + 1)}
+    evals = {round(args.steps * k / args.eval_points) for k in range(1, args.eval_points + 1)}
     bar = None if (tqdm is None or args.no_progress) else tqdm(total=len(plan), desc=label, unit="batch",
                                                                dynamic_ncols=True)
     started = time.perf_counter()
@@ -640,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     train_pairs = pairs_of(train_words, prons)
     vocab = Vocab(sorted({p for w in prons for pron in prons[w] for p in pron}))
     if args.epochs:
-        args.steps = max(1, int(math.ceil(args.epochs * len(train_pairs) / args.batch_size)))
+        args.steps = max(1, math.ceil(args.epochs * len(train_pairs) / args.batch_size))
     multi = sum(len(prons[w]) > 1 for w in prons)
     print(f"data: {source}: {len(prons):,} words ({multi:,} with several pronunciations), "
           f"{len(vocab.phones) - len(SPECIALS)} phonemes (stress removed); split by word (seed {SPLIT_SEED}): "
