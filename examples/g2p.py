@@ -54,6 +54,15 @@ import numpy as np
 import tinygrad_rnn as tg
 from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
+from tinygrad_rnn.cli import (
+    StopRequests,
+    example_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    setup,
+    usage_error,
+)
 from tinygrad_rnn.serialization import load, save
 
 try:
@@ -405,8 +414,10 @@ def _unpack(node, arrays: dict):
     return value
 
 
-def save_checkpoint(path: str, model: G2P, opt, step: int, vocab: Vocab, args, losses: list[float]) -> None:
-    """Weights, optimizer state, step, settings, phoneme list and loss history, in one atomic ``.npz``."""
+def save_checkpoint(path: str, model: G2P, opt, step: int, vocab: Vocab, args, losses: list[float],
+                    curve: list) -> None:
+    """Weights, optimizer state, step, settings, phoneme list, loss history and validation curve, in one
+    atomic ``.npz``."""
     state = {f"model.{k}": v.numpy() for k, v in model.state_dict().items()}
     arrays: list = []
     skeleton = _pack(opt.state_dict(), arrays)
@@ -415,6 +426,7 @@ def save_checkpoint(path: str, model: G2P, opt, step: int, vocab: Vocab, args, l
     state["step"] = np.array(step)
     state["phones"] = np.array(vocab.phones)
     state["losses"] = np.array(losses, dtype=np.float64)
+    state["curve"] = np.array(curve, dtype=np.float64).reshape(-1, 3)
     for name in SAVED_SETTINGS:
         state[name] = np.array(getattr(args, name))
     save(state, path)
@@ -427,51 +439,56 @@ def load_checkpoint(path: str) -> dict:
         raise SystemExit(f"{PROG}: cannot read the checkpoint {path}: {exc}") from None
 
 
-def restore(saved: dict, model: G2P, opt) -> tuple[int, list[float]]:
+def restore(saved: dict, model: G2P, opt) -> tuple[int, list[float], list]:
     model.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("model.")})
     if opt is not None:
         opt.load_state_dict(_unpack(json.loads(saved["optim_skeleton"].item()), saved))
-    return int(saved["step"]), saved["losses"].tolist()
+    curve = [(int(step), per, wer) for step, per, wer in saved["curve"].tolist()]
+    return int(saved["step"]), saved["losses"].tolist(), curve
 
 
 # ----------------------------------------------------------------------------------------------- training
 
 
 def train(model: G2P, opt, pairs: list, vocab: Vocab, args, device: str, label: str, step0: int,
-          losses: list[float], valid: tuple[list[str], dict], checkpoint: str):
-    """``args.steps`` Adam steps on length-bucketed batches; returns seconds and validation points."""
+          losses: list[float], curve: list, valid: tuple[list[str], dict], checkpoint: str):
+    """``args.steps`` Adam steps on length-bucketed batches, appending to ``losses`` and to ``curve`` (step,
+    validation PER, WER); returns the seconds and the steps done (fewer when Ctrl-C or SIGTERM asked to stop)."""
     rng = np.random.default_rng(args.seed + step0)
     plan: list = []
     while len(plan) < args.steps:
         plan += batches(pairs, args.batch_size, rng)
     plan = plan[: args.steps]
-    curve = []
     evals = {round(args.steps * k / args.eval_points) for k in range(1, args.eval_points + 1)}
     bar = None if (tqdm is None or args.no_progress) else tqdm(total=len(plan), desc=label, unit="batch",
                                                                dynamic_ncols=True)
-    started = time.perf_counter()
-    for i, batch in enumerate(plan, 1):
-        loss = batch_loss(model, batch, vocab, device)
-        opt.zero_grad()
-        loss.backward()
-        optim.clip_grad_norm_(model.parameters(), args.clip)
-        opt.step()
-        losses.append(loss.item())
-        if bar is not None:
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-            bar.update(1)
-        elif i % 100 == 0:
-            print(f"{label} step {step0 + i}/{step0 + len(plan)}: loss {np.mean(losses[-50:]):.3f}", flush=True)
-        if i in evals:
-            words, prons = valid
-            rates = error_rates(words, predict(model, words, vocab, device)[0], prons)
-            curve.append((step0 + i, rates["per"], rates["wer"]))
-            save_checkpoint(checkpoint, model, opt, step0 + i, vocab, args, losses)
+    started, done = time.perf_counter(), 0
+    with StopRequests() as stop:
+        for i, batch in enumerate(plan, 1):
+            if stop.requested:  # Ctrl-C or SIGTERM: stop after a complete step; the caller saves
+                break
+            loss = batch_loss(model, batch, vocab, device)
+            opt.zero_grad()
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            losses.append(loss.item())
+            done = i
             if bar is not None:
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", valid_per=f"{rates['per']:.1f}%")
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+                bar.update(1)
+            elif i % 100 == 0:
+                print(f"{label} step {step0 + i}/{step0 + len(plan)}: loss {np.mean(losses[-50:]):.3f}", flush=True)
+            if i in evals:
+                words, prons = valid
+                rates = error_rates(words, predict(model, words, vocab, device)[0], prons)
+                curve.append((step0 + i, rates["per"], rates["wer"]))
+                save_checkpoint(checkpoint, model, opt, step0 + i, vocab, args, losses, curve)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", valid_per=f"{rates['per']:.1f}%")
     if bar is not None:
         bar.close()
-    return time.perf_counter() - started, curve
+    return time.perf_counter() - started, done
 
 
 # ----------------------------------------------------------------------------------------------- pictures
@@ -527,71 +544,36 @@ def plot_training(path: str, runs: dict) -> None:
 # ----------------------------------------------------------------------------------------------- main
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one clear line, exit status 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch order "
-                   f"(the word split is fixed, seed {SPLIT_SEED})")
-    p.add_argument("--out", default="runs/g2p", help="folder for checkpoints, metrics and pictures")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads (0: the library's default; small "
-                   "matrices run fastest on one)")
-    p.add_argument("--steps", type=int, default=1200, help="training batches per model")
-    p.add_argument("--epochs", type=float, default=0, help="train for this many passes over the training "
-                   "pairs instead of --steps (0: use --steps)")
-    p.add_argument("--batch-size", type=int, default=64, help="words per batch")
-    p.add_argument("--hidden-size", type=int, default=128, help="GRU units (encoder: per direction)")
-    p.add_argument("--embed-size", type=int, default=32, help="letter and phoneme embedding size")
-    p.add_argument("--attention-size", type=int, default=64, help="units of the attention's tanh layer")
-    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
-    p.add_argument("--clip", type=float, default=1.0, help="max global gradient norm")
-    p.add_argument("--train-words", type=int, default=0, help="train on a random subset of this many training "
-                   "words (0: all)")
-    p.add_argument("--test-words", type=int, default=0, help="score on the first N test words (0: all)")
-    p.add_argument("--valid-words", type=int, default=300, help="validation words scored during training")
-    p.add_argument("--eval-points", type=int, default=4, help="validation scores (and checkpoints) per run")
+    p = example_parser(__doc__, out="runs/g2p", prog=PROG)
+    p.add_argument("--steps", type=non_negative_int, default=800, help="training batches per model")
+    p.add_argument("--epochs", type=positive_float, default=None, help="train for this many passes over the "
+                   "training pairs instead of --steps")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="words per batch")
+    p.add_argument("--hidden-size", type=positive_int, default=128, help="GRU units (encoder: per direction)")
+    p.add_argument("--embed-size", type=positive_int, default=32, help="letter and phoneme embedding size")
+    p.add_argument("--attention-size", type=positive_int, default=64, help="units of the attention's tanh layer")
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate")
+    p.add_argument("--clip", type=positive_float, default=1.0, help="max global gradient norm")
+    p.add_argument("--train-words", type=non_negative_int, default=0, help="train on a random subset of this "
+                   "many training words (0: all)")
+    p.add_argument("--test-words", type=non_negative_int, default=0, help="score on the first N test words "
+                   "(0: all)")
+    p.add_argument("--valid-words", type=positive_int, default=300, help="validation words scored during training")
+    p.add_argument("--eval-points", type=positive_int, default=4, help="validation scores (and checkpoints) "
+                   "per run")
     p.add_argument("--no-attention", action="store_true", help="the main model decodes without attention")
     p.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
                    help="also train the same encoder-decoder without attention, as the neural baseline")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint(s) in --out")
     p.add_argument("--pronounce", nargs="+", metavar="WORD", help="pronounce these words with the checkpoint "
                    "in --out, and exit")
-    p.add_argument("--show", type=int, default=4, help="test words in the attention picture")
+    p.add_argument("--show", type=non_negative_int, default=4, help="test words in the attention picture")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 100 batches instead)")
     args = p.parse_args(argv)
-    for name in ("steps", "batch_size", "hidden_size", "embed_size", "attention_size", "eval_points"):
-        if getattr(args, name) < (0 if name == "steps" else 1):
-            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ("threads", "train_words", "test_words", "valid_words", "show", "epochs"):
-        if getattr(args, name) < 0:
-            p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if not (args.lr > 0 and args.clip > 0):
-        p.error(f"--lr and --clip must be positive, got {args.lr} and {args.clip}")
-    try:
-        args.device = tg.backend.normalize_device(args.device)
-    except (tg.DeviceError, ValueError) as exc:
-        p.error(f"--device {args.device}: {exc}")
+    args.device = setup(p, args, need_out=not args.pronounce)
     args.attention = not args.no_attention
-    args.parser = p
     return args
-
-
-def limit_threads(n: int):
-    """Cap BLAS threads (``--threads``) with threadpoolctl when it is installed."""
-    if not n:
-        return None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print(f"{PROG}: --threads needs threadpoolctl (pip install threadpoolctl); using the default",
-              file=sys.stderr)
-        return None
-    return threadpool_limits(limits=n)
 
 
 def checkpoint_path(out: str, attention: bool) -> str:
@@ -601,9 +583,8 @@ def checkpoint_path(out: str, attention: bool) -> str:
 def pronounce(args) -> int:
     path = checkpoint_path(args.out, args.attention)
     if not os.path.exists(path):
-        print(f"{PROG}: no checkpoint at {path}: train first (python examples/g2p.py --out {args.out})",
-              file=sys.stderr)
-        return 1
+        usage_error(PROG, f"--pronounce: no checkpoint at {path}; train first (python examples/g2p.py --out "
+                          f"{args.out})")
     saved = load_checkpoint(path)
     vocab = Vocab([p for p in saved["phones"].tolist() if p not in SPECIALS])
     settings = {name: saved[name].item() for name in SAVED_SETTINGS}
@@ -613,9 +594,7 @@ def pronounce(args) -> int:
     words = [w.lower() for w in args.pronounce]
     bad = [w for w in words if not WORD.fullmatch(w)]
     if bad:
-        print(f"{PROG}: --pronounce takes words of letters a-z and apostrophes, got {', '.join(map(repr, bad))}",
-              file=sys.stderr)
-        return 2
+        usage_error(PROG, f"--pronounce takes words of letters a-z and apostrophes, got {', '.join(map(repr, bad))}")
     prons, _ = predict(model, words, vocab, args.device)
     for word, pron in zip(words, prons):
         print(f"{word}\t{' '.join(pron)}")
@@ -624,7 +603,6 @@ def pronounce(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    limiter = limit_threads(args.threads)  # noqa: F841 - keeps the limit for the whole run
     if args.pronounce:
         return pronounce(args)
     device = args.device
@@ -639,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     valid_words = valid_words[: args.valid_words]
     train_pairs = pairs_of(train_words, prons)
     vocab = Vocab(sorted({p for w in prons for pron in prons[w] for p in pron}))
-    if args.epochs:
+    if args.epochs is not None:
         args.steps = max(1, math.ceil(args.epochs * len(train_pairs) / args.batch_size))
     multi = sum(len(prons[w]) > 1 for w in prons)
     print(f"data: {source}: {len(prons):,} words ({multi:,} with several pronunciations), "
@@ -667,10 +645,10 @@ def main(argv: list[str] | None = None) -> int:
                     attention, device)
         opt = optim.Adam(model.parameters(), lr=args.lr)
         path = checkpoint_path(args.out, attention)
-        step0, losses = 0, []
+        step0, losses, curve = 0, [], []
         if args.resume:
             if not os.path.exists(path):
-                args.parser.error(f"--resume: no checkpoint at {path}")
+                usage_error(PROG, f"--resume: no checkpoint at {path}")
             saved = load_checkpoint(path)
             for name in SAVED_SETTINGS:
                 if name != "attention" and saved[name].item() != getattr(args, name):
@@ -679,19 +657,23 @@ def main(argv: list[str] | None = None) -> int:
             model = G2P(len(LETTERS) + 1, len(vocab.phones), args.embed_size, args.hidden_size,
                         args.attention_size, attention, device)
             opt = optim.Adam(model.parameters(), lr=args.lr)
-            step0, losses = restore(saved, model, opt)
+            step0, losses, curve = restore(saved, model, opt)
             print(f"resumed {label} from {path} at step {step0}")
         n_params = sum(p.array.size for p in model.parameters())
         print(f"\n{label}: bidirectional GRU encoder {args.hidden_size}x2, GRU decoder {args.hidden_size}, "
               f"{n_params:,} parameters, on {device}, {args.steps} steps of {args.batch_size} pairs")
-        seconds, curve = train(model, opt, train_pairs, vocab, args, device, label, step0, losses,
-                               (valid_words, prons), path)
-        save_checkpoint(path, model, opt, step0 + args.steps, vocab, args, losses)
+        seconds, done = train(model, opt, train_pairs, vocab, args, device, label, step0, losses, curve,
+                              (valid_words, prons), path)
+        save_checkpoint(path, model, opt, step0 + done, vocab, args, losses, curve)
+        if done < args.steps:
+            print(f"\nstopped at step {step0 + done} (Ctrl-C or SIGTERM); checkpoint written to {path}.\n"
+                  f"Continue with the same options plus: --resume --steps {args.steps - done}", file=sys.stderr)
+            return 130
         t0 = time.perf_counter()
         predictions, attention_maps = predict(model, test_words, vocab, device, keep_attention=attention)
         rates = error_rates(test_words, predictions, prons)
         rates.update(train_seconds=round(seconds, 1), test_seconds=round(time.perf_counter() - t0, 1),
-                     steps=step0 + args.steps, parameters=n_params)
+                     steps=step0 + done, parameters=n_params)
         results[label.replace(" ", "_")] = rates
         curves[label] = (losses, curve)
         test_out[label] = (predictions, attention_maps)
