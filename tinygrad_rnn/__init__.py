@@ -45,7 +45,7 @@ from tinygrad_rnn.ops import (
     unsqueeze,
     where,
 )
-from tinygrad_rnn.serialization import load, save
+from tinygrad_rnn.serialization import CheckpointError, load, save
 from tinygrad_rnn.tensor import (
     Function,
     OpError,

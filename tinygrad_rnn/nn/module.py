@@ -468,12 +468,29 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``state_dict()`` to ``path``, atomically (see :func:`tinygrad_rnn.save`)."""
-        serialization.save(self.state_dict(), path)
+        """Write ``state_dict()`` to ``path``, atomically (see :func:`tinygrad_rnn.save`), with this module's
+        configuration (its class and repr) in the checkpoint's metadata."""
+        serialization.save(self.state_dict(), path, metadata={"module": type(self).__name__, "repr": repr(self)})
 
-    def load(self, path: str | os.PathLike[str], strict: bool = True) -> Module:
-        """Load parameters from a file written by :meth:`save` (or ``tinygrad_rnn.save(state_dict)``); returns self."""
-        self.load_state_dict(serialization.load(path), strict=strict)
+    def load(self, path: str | os.PathLike[str], strict: bool = True) -> "Module":
+        """Load parameters from a file written by :meth:`save` (or ``tinygrad_rnn.save(state_dict)``); returns self.
+
+        Raises:
+            StateDictError: the checkpoint does not fit this module (the message quotes the configuration it
+                was saved from, when known); nothing is changed.
+            CheckpointError: the file is truncated, corrupted, foreign or in a newer format.
+        """
+        state = serialization.load(path)
+        if not isinstance(state, Mapping):
+            raise serialization.CheckpointError(f"{type(self).__name__}.load: {os.fspath(path)!r} holds a "
+                                                f"{type(state).__name__}, not a state dict")
+        try:
+            self.load_state_dict(state, strict=strict)
+        except StateDictError as exc:
+            saved = serialization.read_metadata(path).get("repr")
+            if saved is None:
+                raise
+            raise StateDictError(f"{exc}; the checkpoint {os.fspath(path)!r} was saved from {saved}") from None
         return self
 
     # ---------------------------------------------------------------- printing
