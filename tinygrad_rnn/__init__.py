@@ -8,7 +8,7 @@ primitive ops so that backpropagation through time falls out of the tape.
 Tensor([[2., 4.]])
 """
 
-from tinygrad_rnn import functional, nn, optim
+from tinygrad_rnn import functional, nn, optim, utils
 from tinygrad_rnn.backend import DeviceError, cuda_is_available
 from tinygrad_rnn.capture import CaptureError, capture
 from tinygrad_rnn.gradcheck import gradcheck
