@@ -54,6 +54,9 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default by size)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the T=1,000 vs T=10,000 check")
+    parser.add_argument("--skip-main-job", action="store_true",
+                        help="skip the main job (char_lm's default model: one step with Adam and clipping)")
+    parser.add_argument("--only-main-job", action="store_true", help="run only the main job")
     parser.add_argument("--skip-memory", action="store_true", help="skip the tracemalloc peak-memory runs")
     parser.add_argument("--save", nargs="?", const=RESULTS, default=None, metavar="DIR",
                         help="also write rnn_bench.json and rnn_bench.md to DIR (default benchmarks/results)")
@@ -278,6 +281,18 @@ class Case:
         out, _ = self.layer(self.x)
         (out * self.R).sum().backward()
 
+    def _loss_backward(self, x: Any, R: Any) -> None:
+        out, _ = self.layer(x)
+        (out * R).sum().backward()
+
+    def captured_step(self) -> None:
+        """The same step through ``tinygrad_rnn.capture``: recorded at the first call, replayed after it."""
+        if not hasattr(self, "captured"):
+            self.captured = tg.capture(self._loss_backward)
+        for prm in self.layer.parameters():
+            prm.grad = None
+        self.captured(self.x, self.R)
+
     def tape_forward(self) -> None:
         with tg.no_grad():
             self.layer(self.x)
@@ -303,6 +318,10 @@ class Case:
         self.tape_step()
         names = {"W_ih": "weight_ih_l0", "W_hh": "weight_hh_l0", "b_ih": "bias_ih_l0", "b_hh": "bias_hh_l0"}
         return {k: getattr(self.layer, v).grad.numpy() for k, v in names.items()}
+
+
+def _ref_names() -> dict[str, str]:
+    return {"W_ih": "weight_ih_l0", "W_hh": "weight_hh_l0", "b_ih": "bias_ih_l0", "b_hh": "bias_hh_l0"}
 
 
 def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -333,6 +352,11 @@ def verify(cells: list[str], sizes: dict[str, tuple[int, int, int, int]], use_to
             hand = case.numpy_step()
             tape = case.tape_grads()
             worst[f"{size} f32 tape vs numpy"] = max(_rel_err(tape[k], hand[k]) for k in hand)
+            for _ in range(2):  # the recording call, then a replay
+                case.captured_step()
+            for k, v in _ref_names().items():
+                assert np.array_equal(getattr(case.layer, v).grad.numpy(), tape[k]), \
+                    f"{cell} {size}: the captured step's gradient of {v} differs from the tape's"
             if case.torch_layer is not None:
                 case.torch_step()
                 tl = case.torch_layer
@@ -341,7 +365,8 @@ def verify(cells: list[str], sizes: dict[str, tuple[int, int, int, int]], use_to
             for key, value in worst.items():
                 if "f32" in key:
                     assert value <= 1e-3, f"{cell}: {key} relative error {value:.2e}"
-        lines.append(f"  {cell:4s} " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
+        lines.append(f"  {cell:4s} " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
+                     + "; captured = tape bitwise")
     return lines
 
 
@@ -387,7 +412,7 @@ def peak_memory(fn: Callable[[], Any]) -> int:
 def bench_case(cell: str, size: str, warmup: int, repeats: int, use_torch: bool, memory: bool) -> dict:
     B, T, I, H = SIZES[size]
     case = Case(cell, B, T, I, H, use_torch=use_torch)
-    steps = {"tape": case.tape_step, "numpy": case.numpy_step}
+    steps = {"tape": case.tape_step, "numpy": case.numpy_step, "captured": case.captured_step}
     forwards = {"tape": case.tape_forward, "numpy": case.numpy_forward}
     if case.torch_layer is not None:
         steps["torch"] = case.torch_step
@@ -396,8 +421,131 @@ def bench_case(cell: str, size: str, warmup: int, repeats: int, use_torch: bool,
     row["step"] = time_interleaved(steps, warmup, repeats)
     row["forward"] = time_interleaved(forwards, warmup, repeats)
     if memory:
-        row["peak"] = {"tape": peak_memory(case.tape_step), "numpy": peak_memory(case.numpy_step)}
+        row["peak"] = {"tape": peak_memory(case.tape_step), "numpy": peak_memory(case.numpy_step),
+                       # the replay's own allocations during the step plus the buffers its program holds
+                       "captured": peak_memory(case.captured_step) + case.captured.buffer_bytes()}
     return row
+
+
+# --------------------------------------------------------------------------------------------------
+# The main job: one training step of examples/char_lm.py's default model, against the same model in PyTorch
+# --------------------------------------------------------------------------------------------------
+
+MAIN_JOB = {"E": 32, "H": 128, "B": 32, "T": 64, "lr": 3e-3, "clip": 1.0}  # char_lm.py's defaults
+
+
+def _char_vocab() -> int:
+    """The number of distinct characters of char_lm.py's default text (pydoc_data.topics)."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        return 96
+    return len(set("\n\n".join(topics[k] for k in sorted(topics))))
+
+
+class MainJob:
+    """``Embedding(V, 32) -> cell(32, 128) -> Linear(128, V)``, cross-entropy over a (64, 32) chunk of character ids,
+    backward, ``clip_grad_norm_(1.0)`` and an Adam step (lr 3e-3): eager, captured, and PyTorch with the same weights."""
+
+    def __init__(self, cell: str, use_torch: bool = True):
+        c = MAIN_JOB
+        V = self.V = _char_vocab()
+        rng = np.random.default_rng(0)
+        self.x_np = rng.integers(0, V, (c["T"], c["B"]))
+        self.y_np = rng.integers(0, V, (c["T"], c["B"]))
+        self.x, self.y = tg.tensor(self.x_np), tg.tensor(self.y_np.reshape(-1))
+        self.models = {}
+        for kind in ("eager", "captured"):
+            tg.manual_seed(0)
+            mods = [nn.Embedding(V, c["E"]), LAYERS[cell](c["E"], c["H"]), nn.Linear(c["H"], V)]
+            params = [p for m in mods for p in m.parameters()]
+            self.models[kind] = (mods, params, tg.optim.Adam(params, lr=c["lr"]))
+        self.step_fn = {"eager": self._make_step("eager"), "captured": tg.capture(self._make_step("captured"))}
+        self.torch = None
+        if use_torch and torch is not None:
+            kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+            tmods = [torch.nn.Embedding(V, c["E"]), kind(c["E"], c["H"]), torch.nn.Linear(c["H"], V)]
+            with torch.no_grad():
+                for ours, theirs in zip(self.models["eager"][0], tmods):
+                    for name, value in theirs.named_parameters():
+                        value.copy_(torch.from_numpy(getattr(ours, name).numpy()))
+            tparams = [p for m in tmods for p in m.parameters()]
+            self.torch = (tmods, tparams, torch.optim.Adam(tparams, lr=c["lr"]))
+            self.x_t, self.y_t = torch.from_numpy(self.x_np), torch.from_numpy(self.y_np.reshape(-1))
+
+    def _make_step(self, kind: str) -> Callable:
+        (embed, rnn, head), _, _ = self.models[kind]
+        V = self.V
+
+        def loss_backward(x: Any, y: Any) -> Any:
+            out, _ = rnn(embed(x))
+            loss = tg.functional.cross_entropy(head(out).reshape(-1, V), y)
+            loss.backward()
+            return loss
+        return loss_backward
+
+    def step(self, kind: str) -> Any:
+        _, params, opt = self.models[kind]
+        opt.zero_grad()
+        loss = self.step_fn[kind](self.x, self.y)
+        tg.optim.clip_grad_norm_(params, MAIN_JOB["clip"])
+        opt.step()
+        return loss
+
+    def eager_step(self) -> Any:
+        return self.step("eager")
+
+    def captured_step(self) -> Any:
+        return self.step("captured")
+
+    def torch_step(self) -> Any:
+        (embed, rnn, head), params, opt = self.torch
+        opt.zero_grad(set_to_none=True)
+        out, _ = rnn(embed(self.x_t))
+        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, self.V), self.y_t)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, MAIN_JOB["clip"])
+        opt.step()
+        return loss
+
+
+def main_job(cells: list[str], warmup: int, repeats: int, use_torch: bool) -> list[dict]:
+    """Time one training step of char_lm's default model per cell; check the three agree first."""
+    rows = []
+    for cell in cells:
+        job = MainJob(cell, use_torch)
+        losses = {"eager": [], "captured": [], "torch": []}
+        for _ in range(3):  # equal steps: captured == eager bitwise (same Adam), torch close
+            losses["eager"].append(job.eager_step().item())
+            losses["captured"].append(job.captured_step().item())
+            if job.torch is not None:
+                losses["torch"].append(job.torch_step().item())
+        assert losses["eager"] == losses["captured"], f"{cell}: captured {losses['captured']} != eager {losses['eager']}"
+        if losses["torch"]:
+            err = max(abs(a - b) / abs(b) for a, b in zip(losses["eager"], losses["torch"]))
+            assert err < 1e-4, f"{cell}: main job loss differs from PyTorch's by {err:.1e}"
+        fns = {"eager": job.eager_step, "captured": job.captured_step}
+        if job.torch is not None:
+            fns["torch"] = job.torch_step
+        row = {"cell": cell, "V": job.V, **MAIN_JOB, "step": time_interleaved(fns, warmup, repeats)}
+        rows.append(row)
+        print(f"  done main job {cell}", file=sys.stderr)
+    return rows
+
+
+def main_job_table(rows: list[dict]) -> str:
+    has_torch = any("torch" in r["step"] for r in rows)
+    head = ["cell", "step eager", "step captured", "captured/eager"]
+    if has_torch:
+        head += ["step torch", "eager/torch", "captured/torch"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        s = r["step"]
+        cells = [r["cell"].upper(), _ms(s["eager"]), _ms(s["captured"]), f"{s['captured'] / s['eager']:.2f}×"]
+        if has_torch:
+            cells += [_ms(s["torch"]), f"{s['eager'] / s['torch']:.2f}×", f"{s['captured'] / s['torch']:.2f}×"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def op_overhead(n: int = 20000) -> dict[str, float]:
@@ -511,20 +659,31 @@ def _mib(n: int) -> str:
 def table(rows: list[dict]) -> str:
     """A markdown table: times in ms, ratios tape/numpy and tape/torch, peak MiB."""
     has_torch = any("torch" in r["step"] for r in rows)
+    has_cap = any("captured" in r["step"] for r in rows)
     head = ["cell", "size (B·T·I·H)", "step tape", "step numpy", "tape/numpy"]
+    if has_cap:
+        head += ["step captured", "captured/numpy"]
     if has_torch:
         head += ["step torch", "tape/torch"]
+    if has_cap and has_torch:
+        head += ["captured/torch"]
     head += ["fwd tape", "fwd numpy", "tape/numpy"]
     if has_torch:
         head += ["fwd torch"]
     head += ["peak MiB tape", "peak MiB numpy", "tape/numpy"]
+    if has_cap:
+        head += ["peak MiB captured", "captured/tape"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         s, f, m = r["step"], r["forward"], r.get("peak")
         cells = [r["cell"].upper(), f"{r['size']} {r['B']}·{r['T']}·{r['I']}·{r['H']}",
                  _ms(s["tape"]), _ms(s["numpy"]), f"{s['tape'] / s['numpy']:.2f}×"]
+        if has_cap:
+            cells += [_ms(s["captured"]), f"{s['captured'] / s['numpy']:.2f}×"]
         if has_torch:
             cells += [_ms(s["torch"]), f"{s['tape'] / s['torch']:.2f}×"] if "torch" in s else ["–", "–"]
+        if has_cap and has_torch:
+            cells += [f"{s['captured'] / s['torch']:.2f}×" if "torch" in s else "–"]
         cells += [_ms(f["tape"]), _ms(f["numpy"]), f"{f['tape'] / f['numpy']:.2f}×"]
         if has_torch:
             cells += [_ms(f["torch"]) if "torch" in f else "–"]
@@ -532,13 +691,22 @@ def table(rows: list[dict]) -> str:
             cells += [_mib(m["tape"]), _mib(m["numpy"]), f"{m['tape'] / m['numpy']:.2f}×"]
         else:
             cells += ["–", "–", "–"]
+        if has_cap:
+            cells += [_mib(m["captured"]), f"{m['captured'] / m['tape']:.2f}×"] if m else ["–", "–"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def targets(rows: list[dict], ops: dict | None, scale: dict | None) -> list[tuple[str, str, bool]]:
-    """Each target of issue 6 with the measured figure and whether it is met."""
+def targets(rows: list[dict], ops: dict | None, scale: dict | None,
+            job: list[dict] | None = None) -> list[tuple[str, str, bool]]:
+    """Each target of issues 6 and 14 with the measured figure and whether it is met."""
     checks = []
+    for r in job or []:
+        if "torch" in r["step"]:
+            limit = {"lstm": 1.6, "gru": 1.0, "rnn": 0.9}[r["cell"]]
+            ratio = r["step"]["captured"] / r["step"]["torch"]
+            checks.append((f"main job {r['cell'].upper()}: captured step ≤ {limit}× PyTorch", f"{ratio:.2f}×",
+                           ratio <= limit))
     for r in rows:
         s, f, m = r["step"], r["forward"], r.get("peak")
         name = f"{r['cell'].upper()} {r['size']}"
@@ -556,6 +724,13 @@ def targets(rows: list[dict], ops: dict | None, scale: dict | None) -> list[tupl
         if m:
             ratio = m["tape"] / m["numpy"]
             checks.append((f"{name}: peak memory ≤ 1.5× hand NumPy", f"{ratio:.2f}×", ratio <= 1.5))
+        if "captured" in s:  # issue 14
+            limit = 1.1 if r["size"] == "medium" else 1.0
+            ratio = s["captured"] / s["numpy"]
+            checks.append((f"{name}: captured step ≤ {limit}× hand NumPy", f"{ratio:.2f}×", ratio <= limit))
+        if m and "captured" in m:
+            ratio = m["captured"] / m["tape"]
+            checks.append((f"{name}: captured peak memory ≤ 1.1× eager's", f"{ratio:.2f}×", ratio <= 1.1))
     if ops:
         checks.append(("recording one small op ≤ 4 µs", f"{ops['record']:.2f} µs", ops["record"] <= 4))
     if scale:
@@ -588,9 +763,12 @@ def main() -> int:
     if env["OPENBLAS_CORETYPE"] or env["OPENBLAS_L2_SIZE"]:
         print("  note: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set and may slow NumPy; "
               "run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` to benchmark")
-    print("verifying gradients (max relative error):")
-    for line in verify(cells, {s: SIZES[s] for s in sizes}, use_torch):
-        print(line)
+    if args.only_main_job:
+        sizes = []
+    else:
+        print("verifying gradients (max relative error):")
+        for line in verify(cells, {s: SIZES[s] for s in sizes}, use_torch):
+            print(line)
 
     rows = []
     for size in sizes:
@@ -602,16 +780,21 @@ def main() -> int:
             rows.append(row)
             print(f"  done {cell} {size} ({repeats} runs)", file=sys.stderr)
 
-    ops = op_overhead()
-    scale = None if args.skip_scaling else scaling()
+    job = None
+    if not args.skip_main_job:
+        job = main_job(cells, 2, 11 if args.repeats is None else args.repeats, use_torch)
+    ops = op_overhead() if not args.only_main_job else None
+    scale = None if args.skip_scaling or args.only_main_job else scaling()
 
     print()
-    print(f"Training step (forward + loss + backward) and no_grad forward, float32, median ms of {clock} time; "
-          f"threads={args.threads}")
-    print(table(rows))
-    print()
-    print("µs per op, a * b on 8-element float32 tensors: " +
-          ", ".join(f"{k} {v:.2f}" for k, v in ops.items()))
+    if rows:
+        print(f"Training step (forward + loss + backward) and no_grad forward, float32, median ms of {clock} time; "
+              f"threads={args.threads}")
+        print(table(rows))
+        print()
+    if ops:
+        print("µs per op, a * b on 8-element float32 tensors: " +
+              ", ".join(f"{k} {v:.2f}" for k, v in ops.items()))
     if scale:
         short, long = (k for k in scale if isinstance(k, int))
         print(f"LSTM B4·I16·H32 training step: T={short:,} {_ms(scale[short]['seconds'])} ms, "
@@ -619,7 +802,13 @@ def main() -> int:
               f"peak {_mib(scale[long]['peak'])} MiB; ratios time {scale['time_ratio']:.2f}, "
               f"memory {scale['memory_ratio']:.2f}")
     print()
-    checks = targets(rows, ops, scale)
+    if job:
+        print(f"Main job: one training step of examples/char_lm.py's default model (Embedding({job[0]['V']}, 32) -> "
+              f"cell(32, 128) -> Linear(128, {job[0]['V']}), B32·T64, cross-entropy, backward, clip_grad_norm_(1.0), "
+              f"Adam), median ms of {clock} time; threads={args.threads}")
+        print(main_job_table(job))
+        print()
+    checks = targets(rows, ops, scale, job)
     for what, figure, ok in checks:
         print(f"  [{'met' if ok else 'NOT met'}] {what}: {figure}")
     print(f"{sum(ok for _, _, ok in checks)}/{len(checks)} targets met")
@@ -629,11 +818,13 @@ def main() -> int:
         stem = os.path.join(args.save, "rnn_bench" + ("" if args.size == "all" else f"-{args.size}"))
         payload = {"command": " ".join(["python", *sys.argv]), "environment": env, "rows": rows, "ops_us": ops,
                    "scaling": None if scale is None else {str(k): v for k, v in scale.items()},
+                   "main_job": job,
                    "targets": [{"target": w, "figure": f, "met": ok} for w, f, ok in checks]}
         with open(stem + ".json", "w") as f:
             json.dump(payload, f, indent=2)
         with open(stem + ".md", "w") as f:
-            f.write(f"`{payload['command']}`\n\n" + table(rows) + "\n\n")
+            f.write(f"`{payload['command']}`\n\n" + (table(rows) + "\n\n" if rows else "")
+                    + (main_job_table(job) + "\n\n" if job else ""))
             f.write("\n".join(f"- [{'x' if ok else ' '}] {w}: {fig}" for w, fig, ok in checks) + "\n")
         print(f"wrote {stem}.json and {stem}.md")
     return 0

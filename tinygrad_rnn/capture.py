@@ -189,6 +189,11 @@ def _matmul_out(a: Any, b: Any, out: Any) -> None:
     get_array_module(out).matmul(a, b, out=out)
 
 
+def _matmul(xp: Any) -> Callable:
+    """``matmul(a, b, out)``: NumPy's takes ``out`` positionally (the cheapest call); others by keyword."""
+    return np.matmul if xp is np else _matmul_out
+
+
 def _minimum_out(a: Any, b: Any, out: Any) -> None:
     get_array_module(out).minimum(a, b, out=out)
 
@@ -708,7 +713,7 @@ def _f_matmul(rec, ins, opts, outs, fn):
     if a.ndim != 2 or b.ndim != 2:
         return _generic_forward(rec, _ops.MatMul, ins, opts, outs, fn)
     out = rec.buf_from(outs[0])
-    rec.emit(_matmul_out, a, b, out)
+    rec.emit(_matmul(a.xp), a, b, out)
     return [out], "2d"
 
 
@@ -722,10 +727,10 @@ def _b_mm(rec, fn, a, b, g, needs):
     ga = gb = None
     if needs[0]:
         ga = rec.buf((g.shape[0], b.shape[0]), np.result_type(g.dtype, b.dtype), g.xp)
-        rec.emit(_matmul_out, g, rec.view(b, _transpose2), ga)
+        rec.emit(_matmul(a.xp), g, rec.view(b, _transpose2), ga)
     if needs[1]:
         gb = rec.buf((a.shape[1], g.shape[1]), np.result_type(a.dtype, g.dtype), g.xp)
-        rec.emit(_matmul_out, rec.view(a, _transpose2), g, gb)
+        rec.emit(_matmul(a.xp), rec.view(a, _transpose2), g, gb)
     return [ga, gb]
 
 
@@ -737,11 +742,11 @@ def _f_addmm(rec, ins, opts, outs, fn):
     c, a, b = ins
     out = rec.buf_from(outs[0])
     if c.dtype == out.dtype and c.ndim <= 2:
-        rec.emit(_matmul_out, a, b, out)
+        rec.emit(_matmul(a.xp), a, b, out)
         rec.emit(out.xp.add, out, c, out)
     else:
         prod = rec.buf((a.shape[0], b.shape[1]), np.result_type(a.dtype, b.dtype), a.xp)
-        rec.emit(_matmul_out, a, b, prod)
+        rec.emit(_matmul(a.xp), a, b, prod)
         rec.emit(out.xp.add, prod, c, out)
     return [out], None
 
@@ -1221,6 +1226,10 @@ class Captured:
     def eager(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function eagerly (no recording, no replay)."""
         return self.fn(*args, **kwargs)
+
+    def buffer_bytes(self) -> int:
+        """Bytes of the buffers that the recorded programs hold between calls (inputs, intermediates)."""
+        return sum(p.total_bytes for p in self._programs.values())
 
     def reset(self) -> None:
         """Forget every recorded program (the next call records again)."""
