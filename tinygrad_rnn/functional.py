@@ -26,8 +26,13 @@ embedding = ops.embedding
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weightᵀ + bias``: x (..., in), weight (out, in), bias (out,) -> (..., out).
 
-    A 2-D ``x`` with a bias is one :func:`~tinygrad_rnn.ops.addmm` node; otherwise ``@`` then ``+``.
+    A 2-D ``x`` with a bias is one :func:`~tinygrad_rnn.ops.addmm` node; otherwise ``@`` then ``+``. An input
+    with more than 2 axes is flattened to (N, in) first (one matrix product, as PyTorch does: the weight's
+    gradient is then one (in, N) @ (N, out) product, not one per leading index and a sum).
     """
+    if x.ndim > 2:
+        lead = x.shape[:-1]
+        return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*lead, weight.shape[0])
     if bias is not None and x.ndim == 2:
         return ops.addmm(bias, x, weight.T)
     out = x @ weight.T
