@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn, optim
@@ -110,6 +112,30 @@ def case_id(case):
 def test_matches_torch(case):
     name, config = case
     assert run_pair(name, config) <= TOL
+
+
+def options(name):
+    """A hypothesis strategy for one optimizer's options, over their valid ranges."""
+    rate, frac = st.floats(1e-4, 1.0), st.floats(0.0, 0.99)
+    flag = st.booleans()
+    if name == "SGD":
+        return st.fixed_dictionaries({"lr": rate, "momentum": frac, "dampening": frac, "weight_decay": frac,
+                                      "maximize": flag})
+    if name in ("Adam", "AdamW"):
+        return st.fixed_dictionaries({"lr": rate, "betas": st.tuples(frac, frac), "eps": st.floats(1e-10, 1e-2),
+                                      "weight_decay": frac, "amsgrad": flag, "maximize": flag})
+    if name == "RMSprop":
+        return st.fixed_dictionaries({"lr": rate, "alpha": st.floats(0.5, 0.999), "eps": st.floats(1e-10, 1e-2),
+                                      "weight_decay": frac, "momentum": frac, "centered": flag, "maximize": flag})
+    return st.fixed_dictionaries({"lr": rate, "lr_decay": frac, "weight_decay": frac,
+                                  "initial_accumulator_value": frac, "eps": st.floats(1e-10, 1e-2),
+                                  "maximize": flag})
+
+
+@given(data=st.data(), name=st.sampled_from(["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]))
+def test_any_valid_options_match_torch(data, name):
+    config = data.draw(options(name), label="options")
+    assert run_pair(name, config, steps=3) <= TOL
 
 
 GROUP_CASES = [
@@ -564,3 +590,26 @@ def test_clip_grad_errors():
     with pytest.raises(tg.OpError, match="item 1 is int"):
         optim.clip_grad_value_([params[0], 3], 1.0)
     assert float(optim.clip_grad_norm_([nn.Parameter(np.ones(2))], 1.0)) == 0.0  # no gradients
+
+
+def test_named_parameters_are_accepted_as_torch_does():
+    model = nn.Linear(3, 2)
+    opt = optim.Adam(model.named_parameters(), lr=0.01)
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+    assert all(a is b for a, b in zip(opt.param_groups[0]["params"], model.parameters(), strict=True))
+    torch_model = torch.nn.Linear(3, 2)
+    torch_opt = torch.optim.Adam(torch_model.named_parameters(), lr=0.01)
+    assert opt.state_dict()["param_groups"][0]["param_names"] == torch_opt.state_dict()["param_groups"][0]["param_names"]
+    with pytest.raises(optim.OptimizerError, match="mixes"):
+        optim.SGD([("weight", model.weight), model.bias])
+
+
+def test_frozen_parameters_are_accepted_and_not_updated():
+    model = nn.Linear(3, 2)
+    model.weight.requires_grad_(False)  # frozen, as in fine-tuning; torch accepts it in the optimizer too
+    opt = optim.Adam(model.parameters(), lr=0.1)
+    weight, bias = model.weight.numpy().copy(), model.bias.numpy().copy()
+    model(tg.tensor(np.ones((4, 3), dtype=np.float32))).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(model.weight.numpy(), weight)
+    assert not np.array_equal(model.bias.numpy(), bias)

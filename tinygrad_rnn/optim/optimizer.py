@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tinygrad_rnn.backend import device_of, get_array_module, to_device
+from tinygrad_rnn.nn.module import Parameter
 from tinygrad_rnn.tensor import OpError, Tensor, enable_grad, no_grad
 
 __all__ = ["Optimizer", "OptimizerError"]
@@ -143,9 +144,10 @@ class Optimizer:
     """Base class of all optimizers (``torch.optim.Optimizer``).
 
     Args:
-        params: an iterable of Tensors that require grad (e.g. ``model.parameters()``), or an iterable of
-            dicts (parameter groups), each with a ``"params"`` entry and any options to override, e.g.
-            ``[{"params": model.rnn.parameters()}, {"params": model.fc.parameters(), "lr": 1e-3}]``.
+        params: an iterable of Tensors that require grad (e.g. ``model.parameters()``; the ``(name, tensor)``
+            pairs of ``model.named_parameters()`` too, the names kept as the group's ``param_names``), or an
+            iterable of dicts (parameter groups), each with a ``"params"`` entry and any options to override,
+            e.g. ``[{"params": model.rnn.parameters()}, {"params": model.fc.parameters(), "lr": 1e-3}]``.
             It is read once, in order (a set is refused: its order changes between runs).
         defaults: the default value of every option of this optimizer.
 
@@ -156,7 +158,8 @@ class Optimizer:
 
     Raises:
         OptimizerError: ``params`` is a Tensor, a set, empty, holds something other than Tensors/dicts, a
-            tensor that does not require grad, a non-leaf tensor, or a parameter twice; an option is out of
+            tensor that does not require grad (a frozen :class:`~tinygrad_rnn.nn.Parameter` is accepted and
+            skipped while it has no gradient, as in PyTorch), a non-leaf tensor, or a parameter twice; an option is out of
             range (the message names the optimizer, the option, the value and the valid range).
     """
 
@@ -230,13 +233,19 @@ class Optimizer:
                                      f"{type(params).__name__}") from None
         if not params:
             raise OptimizerError(f"{name}: got a parameter group with an empty parameter list")
+        named = [isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params]
+        if any(named):  # model.named_parameters(): (name, tensor) pairs, as torch >= 2.5 accepts
+            if not all(named):
+                raise OptimizerError(f"{name}: params mixes (name, tensor) pairs and bare tensors; pass one kind")
+            group["param_names"] = [n for n, _ in params]
+            params = [p for _, p in params]
         for p in params:
             if not isinstance(p, Tensor):
                 raise OptimizerError(f"{name}: params must be an iterable of Tensors or dicts, got an item of "
                                      f"type {type(p).__name__}")
-            if not p.requires_grad:
+            if not p.requires_grad and not isinstance(p, Parameter):  # a frozen Parameter is fine, as in torch
                 raise OptimizerError(f"{name}: a tensor of shape {tuple(p.shape)} and dtype {p.dtype} does not "
-                                     "require grad (expected parameters: requires_grad=True)")
+                                     "require grad (expected tensors with requires_grad=True, or Parameters)")
             if not p.is_leaf:
                 raise OptimizerError(f"{name}: can't optimize a non-leaf tensor (shape {tuple(p.shape)}): it is "
                                      "the result of an op; optimize the leaf it was computed from")
