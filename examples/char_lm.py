@@ -180,6 +180,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 100 steps instead)")
+    p.add_argument("--eager", action="store_true",
+                   help="run each training step on the tape instead of replaying a captured one (tinygrad_rnn.capture)")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI ranks: launch with mpiexec -n N (needs the [mpi] extra)")
     args = p.parse_args(argv)
@@ -362,6 +364,15 @@ def main(argv: list[str] | None = None) -> int:
     valid_before = validate()
     print(f"validation loss before training: {valid_before:.3f} nats/char")
     chunks = (train.shape[1] - 1) // args.seq_len
+
+    def loss_backward(xt: tg.Tensor, yt: tg.Tensor, state):
+        """Forward, loss and backward of one chunk: recorded at its first call, then replayed (tg.capture)."""
+        logits, new_state = model(xt, state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yt)
+        loss.backward()
+        return loss, new_state
+
+    train_step = loss_backward if args.eager else tg.capture(loss_backward)
     bar = None if (tqdm is None or args.no_progress) else tqdm(total=args.steps, unit="step", dynamic_ncols=True)
     started = time.perf_counter()
     step = step0
@@ -376,9 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             start = chunk * args.seq_len
             x = train[:, start : start + args.seq_len].T
             y = train[:, start + 1 : start + 1 + args.seq_len].T
-            loss, new_state = sequence_loss(model, x, y, state, device)
             opt.zero_grad()
-            loss.backward()
+            loss, new_state = train_step(tg.Tensor(x, device=device), tg.Tensor(y.reshape(-1), device=device), state)
             if dist is not None:  # the global batch's gradient on every rank, before clipping sees its norm
                 dist.allreduce_gradients(model.parameters(), weight=y.size)
             optim.clip_grad_norm_(model.parameters(), args.clip)

@@ -119,6 +119,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate")
     p.add_argument("--clip", type=positive_float, default=1.0, help="max global gradient norm")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 50 epochs instead)")
+    p.add_argument("--eager", action="store_true",
+                   help="run each training step on the tape instead of replaying a captured one (tinygrad_rnn.capture)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
     args = p.parse_args(argv)
     args.device = setup(p, args)
@@ -150,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {args.cell.upper()} hidden {args.hidden_size} x {args.num_layers} layer(s) -> Linear, "
           f"{n_params:,} parameters, on {device}")
 
+    def loss_backward(xb: tg.Tensor, yb: tg.Tensor) -> tg.Tensor:
+        """Forward, loss and backward of one batch: recorded at its first call, then replayed (tg.capture)."""
+        loss = F.mse_loss(model(xb), yb)
+        loss.backward()
+        return loss
+
+    train_step = loss_backward if args.eager else tg.capture(loss_backward)
     bar = None if (tqdm is None or args.no_progress) else tqdm(total=args.epochs, unit="epoch", dynamic_ncols=True)
     started = time.perf_counter()
     for epoch in range(args.epochs):
@@ -159,9 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             idx = order[start : start + args.batch_size]
             xb = tg.Tensor(x_train[idx].astype(np.float32), device=device)
             yb = tg.Tensor(y_train[idx].astype(np.float32), device=device)
-            loss = F.mse_loss(model(xb), yb)
             opt.zero_grad()
-            loss.backward()
+            loss = train_step(xb, yb)
             optim.clip_grad_norm_(model.parameters(), args.clip)
             opt.step()
             total += loss.item() * len(idx)

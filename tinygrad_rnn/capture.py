@@ -46,8 +46,10 @@ What cannot be detected (documented limits):
 * arrays written behind the tape's back between calls other than parameters (an input held in a closure
   and changed through its ``.array``) are seen only when written in place.
 
-Returned tensors are new tensors without history (the values of eager's); ``p.grad`` returned is the
-parameter's ``.grad`` after the replay.
+Returned tensors are new tensors without history (the values of eager's: e.g. a final recurrent state to carry
+to the next call, which a truncated-BPTT loop detaches anyway); ``p.grad`` returned is the parameter's ``.grad``
+after the replay. A function that returns a tensor with history must call ``backward()`` inside (otherwise
+the caller would expect to backpropagate through it).
 """
 
 from __future__ import annotations
@@ -291,6 +293,7 @@ class _Recorder:
         self.param_snapshots: list[tuple[Tensor, Any, Any]] = []
         self.grad_snapshots: dict[int, tuple[Tensor, Any, Any]] = {}
         self.in_op = False
+        self.backwards = 0  # backward() calls inside fn
         self.fuse = fuse_weight_grads
         self.arg_tensors: dict[int, int] = {}  # id(tensor) -> argument index (tensors that may receive .grad)
         self.arg_holder = _Box(())  # the current call's arguments, for gradients into tensor arguments
@@ -419,6 +422,7 @@ class _Recorder:
         return result
 
     def backward(self, root: Tensor, grad: Any, retain_graph: bool) -> None:
+        self.backwards += 1
         xp = get_array_module(grad)
         gslot = _Slot("const", grad.shape, grad.dtype, xp, ref=grad)
         root_fn = root._ctx
@@ -1132,9 +1136,9 @@ def _output_spec(rec: _Recorder, obj: Any) -> Any:
         if id(obj) in rec.arg_tensors:
             return ("arg", rec.arg_tensors[id(obj)])
         ctx = obj._ctx
-        if ctx is not None and getattr(ctx, "parents", None) is not None and obj.requires_grad:
+        if ctx is not None and getattr(ctx, "parents", None) is not None and not rec.backwards:
             raise CaptureError(
-                "capture: the captured function returns a tensor whose graph was not backpropagated inside it; a "
+                "capture: the captured function returns a tensor with history but calls no backward() inside; a "
                 "replay keeps no graph. Call backward() inside the function, or run it under tg.no_grad()")
         if id(obj) in rec.params:
             return ("tensor", obj)
