@@ -71,8 +71,7 @@ def test_shape_op_errors(device):
     t = on(device, np.ones((2, 3)))
     with pytest.raises(tg.OpError, match=r"reshape.*size 6.*\(4,\)"):
         t.reshape(4)
-    with pytest.raises(tg.OpError, match=r"squeeze: axis 1 of shape \(2, 3\) has size 3"):
-        t.squeeze(1)
+    assert t.squeeze(1).shape == (2, 3)  # PyTorch's squeeze(dim) leaves an axis of another size alone
     with pytest.raises(tg.OpError, match=r"split: sizes \[1, 1\] sum to 2, but axis 1 of \(2, 3\) has 3"):
         t.split([1, 1], axis=1)
     with pytest.raises(tg.OpError, match=r"sum: axis 2 is out of range for a tensor with 2 dimension"):
@@ -173,8 +172,8 @@ def test_unknown_device_strings(device, bad):
 
 
 def test_device_must_be_a_string(device):
-    with pytest.raises(tg.DeviceError, match="device must be a string like 'cpu', 'cuda' or 'cuda:0', got 0"):
-        Tensor([1.0], device=0)
+    with pytest.raises(tg.DeviceError, match=r"device must be a string like 'cpu', 'cuda' or 'cuda:0', got \[0\]"):
+        Tensor([1.0], device=[0])
 
 
 def test_cuda_unavailable_says_why(device):

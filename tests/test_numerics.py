@@ -173,7 +173,7 @@ def test_max_min_ties_split_the_gradient_evenly(device):
 
 def test_max_ties_along_an_axis_and_over_all_axes(device):
     x = leaf([[5.0, 5.0, 1.0], [0.0, 2.0, 2.0], [7.0, 7.0, 7.0]], device)
-    m = x.max(axis=1, keepdims=True)
+    m = x.amax(axis=1, keepdims=True)
     np.testing.assert_array_equal(m.numpy(), [[5.0], [2.0], [7.0]])
     m.backward(np.array([[1.0], [2.0], [3.0]]))
     np.testing.assert_array_equal(grad_of(x), [[0.5, 0.5, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
@@ -181,7 +181,7 @@ def test_max_ties_along_an_axis_and_over_all_axes(device):
     x.max().backward()  # three maxima of 7 over the whole matrix
     np.testing.assert_allclose(grad_of(x), [[0, 0, 0], [0, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-15)
     x.zero_grad()
-    x.min(axis=(0, 1)).backward()  # a unique minimum takes all of it
+    x.amin(axis=(0, 1)).backward()  # a unique minimum takes all of it
     np.testing.assert_array_equal(grad_of(x), [[0, 0, 0], [1, 0, 0], [0, 0, 0]])
 
 

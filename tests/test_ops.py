@@ -268,8 +268,32 @@ def _distinct(draw: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 reduction_spec("sum", "sum", SHAPES, lambda draw, shape: draw_array(draw, shape, VALUES))
 reduction_spec("mean", "mean", NONEMPTY, lambda draw, shape: draw_array(draw, shape, VALUES))
-reduction_spec("max", "max", NONEMPTY, _distinct)
-reduction_spec("min", "min", NONEMPTY, _distinct)
+reduction_spec("amax", "amax", NONEMPTY, _distinct)
+reduction_spec("amin", "amin", NONEMPTY, _distinct)
+
+
+@spec("max_min_dim")
+def _max_min_dim(draw: Any) -> Case:
+    """PyTorch's ``max(dim)``/``min(dim)`` values (the gradient goes to the picked element), ``max()``/``min()``,
+    and ``topk``/``sort`` values; ``dim=``/``axis=``, ``keepdim=``/``keepdims=`` spellings."""
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
+    a = _distinct(draw, shape)
+    d = draw(st.integers(-len(shape), len(shape) - 1))
+    keep = draw(st.booleans())
+    kind = draw(st.sampled_from(["max", "min", "max_axis", "all", "topk", "sort"]))
+    if kind == "max":
+        return Case(lambda t: t.max(d, keep).values, [a], (True,), a.dtype)
+    if kind == "min":
+        return Case(lambda t: tg.min(t, dim=d, keepdim=keep)[0], [a], (True,), a.dtype)
+    if kind == "max_axis":
+        return Case(lambda t: t.max(axis=d, keepdims=keep).values, [a], (True,), a.dtype)
+    if kind == "all":
+        return Case(lambda t: t.max() - t.min(), [a], (True,), a.dtype)
+    if kind == "topk":
+        k = draw(st.integers(0, shape[d]))
+        largest = draw(st.booleans())
+        return Case(lambda t: t.topk(k, dim=d, largest=largest).values, [a], (True,), a.dtype)
+    return Case(lambda t: t.sort(dim=d, descending=keep)[0], [a], (True,), a.dtype)
 
 
 @spec("log_softmax")
@@ -296,7 +320,7 @@ def _cross_entropy(draw: Any) -> Case:
     target = np.where(ignored, ignore_index, target)
     if ignore_index == 0 and reduction == "mean" and not (target != 0).any():
         ignore_index = -100
-    return Case(lambda t: F.cross_entropy(t, on_device_of(target, t), reduction, ignore_index),
+    return Case(lambda t: F.cross_entropy(t, on_device_of(target, t), reduction=reduction, ignore_index=ignore_index),
                 [logits], (True,), logits.dtype)
 
 
@@ -305,7 +329,7 @@ def _mse_loss(draw: Any) -> Case:
     shape = draw(NONEMPTY)
     a, b = draw_array(draw, shape, VALUES), draw_array(draw, shape, VALUES)
     reduction = draw(st.sampled_from(["mean", "sum", "none"]))
-    return Case(lambda x, y: F.mse_loss(x, y, reduction), [a, b], draw(ONE_OR_BOTH), np.result_type(a, b))
+    return Case(lambda x, y: F.mse_loss(x, y, reduction=reduction), [a, b], draw(ONE_OR_BOTH), np.result_type(a, b))
 
 
 @spec("linear")
@@ -464,6 +488,41 @@ def _split(draw: Any) -> Case:
         return tuple(outs[i] for i in used)
 
     return Case(fn, [a], (True,), a.dtype)
+
+
+@spec("maximum_minimum")
+def _maximum(draw: Any) -> Case:
+    """Elementwise ``maximum``/``minimum`` (also spelled ``max(other)``); values apart, so no ties."""
+    shape_a, shape_b = draw(BROADCAST2).input_shapes
+    a = draw_array(draw, shape_a, floats(-3, 3))
+    b = draw_array(draw, shape_b, floats(-3, 3).filter(lambda v: np.all(np.abs(a - v) > 0.01) if a.size else True))
+    how = draw(st.sampled_from(["maximum", "minimum", "max_other"]))
+    ops = {"maximum": tg.maximum, "minimum": tg.minimum, "max_other": lambda x, y: x.max(y)}
+    return Case(ops[how], [a, b], draw(ONE_OR_BOTH), np.result_type(a.dtype, b.dtype))
+
+
+@spec("gather_repeat_pad_clone")
+def _gather_repeat(draw: Any) -> Case:
+    """``gather`` (repeated indices add up), ``repeat``, constant ``F.pad``, ``clone``, ``var``."""
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
+    a = draw_array(draw, shape, VALUES)
+    kind = draw(st.sampled_from(["gather", "repeat", "pad", "clone", "var"]))
+    if kind == "gather":
+        d = draw(st.integers(0, len(shape) - 1))
+        ishape = tuple(draw(st.integers(1, 4)) if i == d else draw(st.integers(1, n)) for i, n in enumerate(shape))
+        index = draw(hnp.arrays(np.int64, ishape, elements=st.integers(0, shape[d] - 1)))
+        return Case(lambda t: t.gather(d, on_device_of(index, t)), [a], (True,), a.dtype)
+    if kind == "repeat":
+        reps = [draw(st.integers(0, 2)) for _ in range(len(shape) + draw(st.integers(0, 1)))]
+        return Case(lambda t: t.repeat(*reps), [a], (True,), a.dtype)
+    if kind == "pad":
+        amounts = draw(st.lists(st.integers(0, 2), min_size=0, max_size=2 * len(shape)).filter(lambda p: len(p) % 2 == 0))
+        return Case(lambda t: F.pad(t, amounts, value=0.5), [a], (True,), a.dtype)
+    if kind == "clone":
+        return Case(lambda t: t.clone() * t.T.contiguous().T, [a], (True,), a.dtype)
+    d = draw(st.integers(-len(shape), len(shape) - 1))
+    unbiased = draw(st.booleans()) and shape[d] > 1  # (std is checked against PyTorch in test_dialect.py)
+    return Case(lambda t: t.var(dim=d, unbiased=unbiased, keepdim=unbiased), [a], (True,), a.dtype)
 
 
 @spec("where")
@@ -693,7 +752,11 @@ EDGE_CASES = {
                                        [[0.0, 0.0, 0.0, 0.0, -2.0, -2.0, 2.0], [2.0, 1.0, 0.5, 0.0, 3.0, -1.0, -0.5]]),
     "pow_scalar_at_zero": (lambda a: a**0 + a**1 + a**2 + a**3, lambda a: a**0 + a**1 + a**2 + a**3,
                            [[0.0, -1.5, 2.0]]),
-    "max_ties": (lambda a: a.max(axis=1), lambda a: a.amax(dim=1), [[[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]]),
+    "max_ties": (lambda a: a.amax(axis=1), lambda a: a.amax(dim=1), [[[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]]),
+    "max_dim_ties": (lambda a: a.max(dim=1).values + a.min(1, keepdim=True)[0].sum(),
+                     lambda a: a.max(dim=1).values + a.min(1, keepdim=True)[0].sum(), [[[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]]),
+    "elementwise_max_ties": (lambda a, b: a.max(b) + tg.minimum(a, b), lambda a, b: a.max(b) + torch_minimum(a, b),
+                             [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]),
     "min_ties_all": (lambda a: a.min(), lambda a: a.amin(), [[[1.0, 0.0, 0.0], [0.0, 2.0, 2.0]]]),
     "relu_abs_at_zero": (lambda a: a.relu() + abs(a), lambda a: a.relu() + a.abs(), [[-1.0, 0.0, 1.0]]),
     "clip_at_the_bounds": (lambda a: a.clip(-1.0, 1.0), lambda a: a.clamp(-1.0, 1.0), [[-2.0, -1.0, 0.0, 1.0, 2.0]]),
@@ -716,6 +779,12 @@ def torch_where(c, a, b):
     import torch
 
     return torch.where(c, a, b)
+
+
+def torch_minimum(a, b):
+    import torch
+
+    return torch.minimum(a, b)
 
 
 @pytest.mark.parametrize("name", sorted(EDGE_CASES))

@@ -25,6 +25,7 @@ except Exception as exc:  # ImportError, or a CUDA driver error raised at import
 
 __all__ = [
     "DeviceError",
+    "device",
     "normalize_device",
     "get_array_module",
     "device_of",
@@ -38,6 +39,59 @@ __all__ = [
 
 class DeviceError(RuntimeError):
     """A device string is malformed, or the device it names cannot be used here."""
+
+
+class device(str):  # noqa: N801 - PyTorch's name
+    """A device, as ``torch.device``: ``device("cpu")``, ``device("cuda")``, ``device("cuda:1")``,
+    ``device("cuda", 1)``, ``device(1)`` (CUDA GPU 1).
+
+    It *is* its string (``device("cuda:0") == "cuda:0"``), so it goes wherever a device string does; it
+    adds ``.type`` (``"cpu"`` or ``"cuda"``) and ``.index`` (an int, or None when not given). Making one
+    does not need a GPU; using it for a tensor does (see :func:`normalize_device`).
+
+    Raises:
+        DeviceError: a malformed device.
+    """
+
+    def __new__(cls, type_or_name: Any, index: int | None = None) -> "device":
+        if isinstance(type_or_name, int) and not isinstance(type_or_name, bool):
+            type_or_name, index = "cuda", type_or_name
+        if not isinstance(type_or_name, str):
+            raise DeviceError(f"device must be a string like 'cpu', 'cuda' or 'cuda:0', got {type_or_name!r}")
+        name = type_or_name.strip().lower()
+        kind, _, index_text = name.partition(":")
+        if kind not in ("cpu", "cuda") or (index_text and not index_text.isdigit()):
+            raise DeviceError(f"unknown device {type_or_name!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+        if index_text:
+            if index is not None:
+                raise DeviceError(f"device {type_or_name!r} already has an index; got index={index} too")
+            index = int(index_text)
+        if index is not None and (not isinstance(index, int) or index < 0):
+            raise DeviceError(f"device index must be a non-negative int, got {index!r}")
+        if kind == "cpu" and index not in (None, 0):
+            raise DeviceError(f"the cpu device has no index {index}")
+        text = kind if index is None or kind == "cpu" else f"{kind}:{index}"
+        self = super().__new__(cls, text)
+        self._type, self._index = kind, (None if kind == "cpu" else index)
+        return self
+
+    @property
+    def type(self) -> str:
+        """``"cpu"`` or ``"cuda"``."""
+        return self._type
+
+    @property
+    def index(self) -> int | None:
+        """The GPU index, or None (always None for the CPU)."""
+        return self._index
+
+    def __repr__(self) -> str:
+        if self._index is None:
+            return f"device(type='{self._type}')"
+        return f"device(type='{self._type}', index={self._index})"
+
+    def __reduce__(self) -> Any:
+        return (device, (str(self),))
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -76,6 +130,8 @@ def normalize_device(device: str | None) -> str:
     """
     if device is None:
         return "cpu"
+    if isinstance(device, int) and not isinstance(device, bool):
+        device = f"cuda:{device}"
     if not isinstance(device, str):
         raise DeviceError(f"device must be a string like 'cpu', 'cuda' or 'cuda:0', got {device!r}")
     dev = device.strip().lower()

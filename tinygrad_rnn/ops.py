@@ -13,13 +13,14 @@ takes the tensor's dtype, float32 with float64 gives float64.
 from __future__ import annotations
 
 import builtins
+import collections
 import itertools
 from typing import Any, Sequence
 
 import numpy as np
 
 from tinygrad_rnn import numerics
-from tinygrad_rnn.backend import get_array_module, to_device
+from tinygrad_rnn.backend import get_array_module, to_device, to_numpy
 from tinygrad_rnn.tensor import Function, OpError, Tensor
 
 # --------------------------------------------------------------------------------------------------
@@ -74,6 +75,46 @@ def _normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
             raise OpError(f"axis {a} is out of range for a tensor with {ndim} dimension(s)")
         out.append(int(a) % builtins.max(ndim, 1))
     return tuple(out)
+
+
+def _dim(name: str, dim: Any, axis: Any, default: Any = None) -> Any:
+    """PyTorch's ``dim=`` or its NumPy alias ``axis=`` (one of them; ``default`` when neither is given).
+
+    Raises:
+        TypeError: both were given.
+    """
+    if axis is None:
+        return default if dim is None else dim
+    if dim is not None:
+        raise TypeError(f"{name}: got both dim={dim!r} and its alias axis={axis!r}; pass one")
+    return axis
+
+
+def _keep(name: str, keepdim: Any, keepdims: Any) -> bool:
+    """PyTorch's ``keepdim=`` or its NumPy alias ``keepdims=`` (False when neither is given).
+
+    Raises:
+        TypeError: both were given.
+    """
+    if keepdims is None:
+        return bool(keepdim)
+    if keepdim is not None:
+        raise TypeError(f"{name}: got both keepdim={keepdim!r} and its alias keepdims={keepdims!r}; pass one")
+    return bool(keepdims)
+
+
+def _one_dim(name: str, dim: Any, ndim: int) -> int:
+    """A single axis ``dim`` in ``[-ndim, ndim)`` as a non-negative int (0 for a 0-d tensor's dim 0 or -1).
+
+    Raises:
+        OpError: ``dim`` is not an int, or out of range.
+    """
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise OpError(f"{name}: dim must be an int, got {dim!r}")
+    n = builtins.max(ndim, 1)
+    if not -n <= dim < n:
+        raise OpError(f"{name}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
+    return int(dim) % n
 
 
 def _scatter_add(target: Any, index: Any, values: Any) -> None:
@@ -644,36 +685,266 @@ class Max(Function):
         return g * mask / count.astype(g.dtype)
 
 
-def sum(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Sum over ``axis`` (see :class:`Sum`)."""
-    return Sum.apply(a, axis=axis, keepdims=keepdims)
+def sum(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None,  # noqa: A001
+        keepdims: Any = None) -> Tensor:
+    """Sum over ``dim`` (None: all; an int or a tuple); ``axis``/``keepdims`` are aliases (see :class:`Sum`)."""
+    return Sum.apply(a, axis=_dim("sum", dim, axis), keepdims=_keep("sum", keepdim, keepdims))
 
 
-def mean(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Mean over ``axis`` (see :class:`Mean`)."""
-    return Mean.apply(a, axis=axis, keepdims=keepdims)
+def mean(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
+    """Mean over ``dim`` (None: all; an int or a tuple); ``axis``/``keepdims`` are aliases (see :class:`Mean`)."""
+    return Mean.apply(a, axis=_dim("mean", dim, axis), keepdims=_keep("mean", keepdim, keepdims))
 
 
-def max(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Maximum over ``axis``; ties share the gradient evenly (see :class:`Max`)."""
-    return Max.apply(a, axis=axis, keepdims=keepdims, mode="max")
+def var(a: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: Any = None, *, correction: Any = None,
+        axis: Any = None, keepdims: Any = None) -> Tensor:
+    """Variance over ``dim`` with Bessel's ``correction`` (default 1; ``unbiased=False`` means 0), as
+    ``torch.var``: ``Σ (a - mean)² / (N - correction)``. Composite: the tape differentiates it."""
+    dim, keep = _dim("var", dim, axis), _keep("var", keepdim, keepdims)
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    axes = _normalize_axes(dim, a.ndim)
+    n = int(np.prod([a.shape[i] for i in axes])) if axes else 1
+    centred = a - mean(a, axes, keepdim=True)
+    return sum(centred * centred, axes, keepdim=keep) / builtins.max(n - correction, 0)
 
 
-def min(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Minimum over ``axis``; ties share the gradient evenly (see :class:`Max`)."""
-    return Max.apply(a, axis=axis, keepdims=keepdims, mode="min")
+def std(a: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: Any = None, *, correction: Any = None,
+        axis: Any = None, keepdims: Any = None) -> Tensor:
+    """Standard deviation: ``sqrt(var(...))`` with the same arguments (see :func:`var`)."""
+    return sqrt(var(a, dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims))
 
 
-def argmax(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
-    """Index of the maximum (first one on ties) as an int64 tensor; not differentiable."""
+class _ReturnTypes:
+    """The named tuples of PyTorch's ``torch.return_types``: ``values`` and ``indices``."""
+
+    max = collections.namedtuple("max", ["values", "indices"])
+    min = collections.namedtuple("min", ["values", "indices"])
+    topk = collections.namedtuple("topk", ["values", "indices"])
+    sort = collections.namedtuple("sort", ["values", "indices"])
+
+
+return_types = _ReturnTypes
+
+
+def _extremum(name: str, a: Tensor, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Any:
+    """``max``/``min`` in PyTorch's three meanings (see :func:`max`)."""
+    if isinstance(dim, Tensor) or (dim is not None and not isinstance(dim, (int, np.integer))):
+        if isinstance(dim, (tuple, list)):
+            raise OpError(f"{name}: dim must be one int (got {dim!r}); use a{name}(dim=...) for several dims")
+        return (maximum if name == "max" else minimum)(a, dim)
+    dim, keep = _dim(name, dim, axis), _keep(name, keepdim, keepdims)
+    if dim is None:
+        if keep:
+            raise TypeError(f"{name}: keepdim needs a dim")
+        return Max.apply(a, axis=None, keepdims=False, mode=name)
+    d = _one_dim(name, dim, a.ndim)
+    if a.shape and a.shape[d] == 0:
+        raise OpError(f"{name}: dim {dim} of shape {a.shape} is empty")
     xp = get_array_module(a.array)
-    return Tensor._wrap(xp.argmax(a.array, axis=axis, keepdims=keepdims).astype(np.int64))
+    pick = xp.argmax if name == "max" else xp.argmin
+    index = pick(a.array, axis=d if a.ndim else None, keepdims=True).astype(np.int64)
+    if a.ndim == 0:
+        index = index.reshape(())
+        values = a
+    else:
+        values = Gather.apply(a, index=index, axis=d)
+    if not keep and a.ndim:
+        values, index = squeeze(values, d), index.squeeze(d)
+    return getattr(return_types, name)(values, Tensor._wrap(index))
 
 
-def argmin(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
-    """Index of the minimum (first one on ties) as an int64 tensor; not differentiable."""
+def max(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None,  # noqa: A001
+        keepdims: Any = None) -> Any:
+    """PyTorch's ``max``, in its three meanings.
+
+    * ``max(a)``: the largest element, a 0-d tensor; tied maxima share the gradient evenly (see :class:`Max`).
+    * ``max(a, dim, keepdim=False)``: the named tuple ``(values, indices)`` along ``dim`` (an int); the
+      gradient goes to the element ``indices`` picks (the first maximum), as in PyTorch.
+    * ``max(a, other)``: the elementwise maximum of two tensors (see :func:`maximum`).
+
+    ``axis``/``keepdims`` are aliases of ``dim``/``keepdim``. For several dims use :func:`amax`.
+
+    Raises:
+        OpError: a dim out of range or a tuple of dims; an empty tensor.
+    """
+    return _extremum("max", a, dim, keepdim, axis, keepdims)
+
+
+def min(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None,  # noqa: A001
+        keepdims: Any = None) -> Any:
+    """PyTorch's ``min``: the smallest element, ``(values, indices)`` along ``dim``, or the elementwise
+    minimum with another tensor (see :func:`max`)."""
+    return _extremum("min", a, dim, keepdim, axis, keepdims)
+
+
+def amax(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
+    """Maximum over ``dim`` (None: all; an int or a tuple) as a tensor; ties share the gradient evenly
+    (``torch.amax``, see :class:`Max`)."""
+    return Max.apply(a, axis=_dim("amax", dim, axis), keepdims=_keep("amax", keepdim, keepdims), mode="max")
+
+
+def amin(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
+    """Minimum over ``dim`` as a tensor; ties share the gradient evenly (``torch.amin``, see :class:`Max`)."""
+    return Max.apply(a, axis=_dim("amin", dim, axis), keepdims=_keep("amin", keepdim, keepdims), mode="min")
+
+
+def _arg_extremum(name: str, a: Tensor, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
+    dim, keep = _dim(name, dim, axis), _keep(name, keepdim, keepdims)
     xp = get_array_module(a.array)
-    return Tensor._wrap(xp.argmin(a.array, axis=axis, keepdims=keepdims).astype(np.int64))
+    if dim is not None:
+        dim = _one_dim(name, dim, a.ndim)
+        if a.ndim == 0:
+            dim = None
+    if a.array.size == 0:
+        raise OpError(f"{name}: an empty tensor of shape {a.shape} has no {name[3:]}imum")
+    out = getattr(xp, name)(a.array, axis=dim, keepdims=keep)
+    return Tensor._wrap(xp.asarray(out, dtype=np.int64))
+
+
+def argmax(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
+    """Index of the maximum along ``dim`` (of the flattened tensor when None; first one on ties) as an int64
+    tensor; not differentiable. ``axis``/``keepdims`` are aliases."""
+    return _arg_extremum("argmax", a, dim, keepdim, axis, keepdims)
+
+
+def argmin(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
+    """Index of the minimum along ``dim`` (first one on ties) as an int64 tensor; not differentiable."""
+    return _arg_extremum("argmin", a, dim, keepdim, axis, keepdims)
+
+
+class Maximum(Function):
+    """Elementwise ``maximum(a, b)`` (``mode='max'``) or ``minimum`` (broadcasting).
+
+    Backward: ``g`` goes to the larger (smaller) operand; where they are equal each receives ``g/2``, as in
+    PyTorch.
+    """
+
+    def forward(self, a, b, mode):
+        xp = get_array_module(a)
+        self.a, self.b, self.mode = a, b, mode
+        return (xp.maximum if mode == "max" else xp.minimum)(a, b)
+
+    @property
+    def name(self) -> str:
+        return "maximum" if self.mode == "max" else "minimum"
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        wins = (a > b) if self.mode == "max" else (a < b)
+        tie = (a == b).astype(g.dtype) * g.dtype.type(0.5)
+        share_a = wins.astype(g.dtype) + tie
+        ga = g * share_a if self.parents[0].requires_grad else None
+        gb = g * (1 - share_a) if self.parents[1].requires_grad else None
+        return ga, gb
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum (see :class:`Maximum`)."""
+    a, b = _pair(a, b)
+    return Maximum.apply(a, b, mode="max")
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise minimum (see :class:`Maximum`)."""
+    a, b = _pair(a, b)
+    return Maximum.apply(a, b, mode="min")
+
+
+class Gather(Function):
+    """``torch.gather(a, dim, index)``: ``out[i][j][k] = a[i][index[i][j][k]][k]`` (for dim 1).
+
+    ``index`` is an int64 array with ``a``'s number of dimensions and, off ``dim``, sizes no larger than
+    ``a``'s. Backward: ``g`` scatter-added into zeros of ``a``'s shape at the gathered positions (repeated
+    indices add up).
+    """
+
+    def forward(self, a, index, axis):
+        if index.ndim != a.ndim:
+            raise ValueError(f"index must have {a.ndim} dimensions like the input, got shape {index.shape}")
+        for d in range(a.ndim):
+            if d != axis and index.shape[d] > a.shape[d]:
+                raise ValueError(f"index shape {index.shape} exceeds input shape {a.shape} off dim {axis}")
+        if index.size and (int(index.min()) < -a.shape[axis] or int(index.max()) >= a.shape[axis]):
+            raise IndexError(f"index values must lie in [0, {a.shape[axis]}) along dim {axis}")
+        xp = get_array_module(a)
+        grids = list(xp.ogrid[tuple(slice(0, n) for n in index.shape)]) if index.ndim else []
+        if grids:
+            grids[axis] = index
+        self.where, self.input_shape = tuple(grids), a.shape
+        return a[self.where] if grids else a
+
+    def backward(self, g):
+        if not self.where:
+            return g
+        grad = get_array_module(g).zeros(self.input_shape, dtype=g.dtype)
+        _scatter_add(grad, self.where, g)
+        return grad
+
+
+def gather(a: Tensor, dim: int, index: Any) -> Tensor:
+    """``torch.gather`` (see :class:`Gather`); ``index`` an integer Tensor or array."""
+    index = index.array if isinstance(index, Tensor) else get_array_module(a.array).asarray(index)
+    if index.dtype.kind not in "iu":
+        raise OpError(f"gather: index must hold integers, got dtype {index.dtype}")
+    return Gather.apply(a, index=index.astype(np.int64, copy=False), axis=_one_dim("gather", dim, a.ndim))
+
+
+def topk(a: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+    """The ``k`` largest (``largest=False``: smallest) elements along ``dim`` and their indices, as the named
+    tuple ``(values, indices)`` of ``torch.topk``, in order (ties: the lower index first). The values are
+    gathered from ``a``, so the gradient reaches the picked elements.
+
+    Raises:
+        OpError: ``k`` outside ``[0, size of dim]``.
+    """
+    d = _one_dim("topk", dim, a.ndim)
+    n = a.shape[d] if a.ndim else 1
+    if not 0 <= k <= n:
+        raise OpError(f"topk: k={k} is out of range for dim {dim} of size {n}")
+    xp = get_array_module(a.array)
+    if a.ndim == 0:
+        return return_types.topk(a, Tensor._wrap(xp.zeros((), dtype=np.int64)))
+    key = -a.array if largest else a.array
+    order = xp.argsort(key, axis=d, kind="stable")
+    index = xp.take(order, xp.arange(k), axis=d).astype(np.int64)
+    return return_types.topk(Gather.apply(a, index=index, axis=d), Tensor._wrap(index))
+
+
+def sort(a: Tensor, dim: int = -1, descending: bool = False, stable: bool = True) -> Any:
+    """``torch.sort``: ``(values, indices)`` along ``dim`` (stable); the values are gathered, so differentiable."""
+    d = _one_dim("sort", dim, a.ndim)
+    values, indices = topk(a, a.shape[d] if a.ndim else 1, d, largest=descending)
+    return return_types.sort(values, indices)
+
+
+def multinomial(probs: Tensor, num_samples: int, replacement: bool = False, generator: Any = None) -> Tensor:
+    """``torch.multinomial``: for each row of non-negative weights ``probs`` ((C,) or (N, C)), ``num_samples``
+    category indices drawn in proportion to the weights (without replacement by default). Uses the device's
+    generator (:func:`tinygrad_rnn.manual_seed`) unless a NumPy ``generator`` is given. Not differentiable.
+
+    Raises:
+        OpError: wrong rank, negative/non-finite weights, a row summing to 0, or more samples than
+            categories with a non-zero weight without replacement.
+    """
+    from tinygrad_rnn.tensor import default_rng
+
+    if probs.ndim not in (1, 2):
+        raise OpError(f"multinomial: probs must be 1-D or 2-D, got shape {probs.shape}")
+    rows = to_numpy(probs.array).astype(np.float64).reshape(-1, probs.shape[-1])
+    if not np.isfinite(rows).all() or (rows < 0).any():
+        raise OpError("multinomial: probs must be finite and non-negative")
+    totals = rows.sum(axis=1)
+    if (totals <= 0).any():
+        raise OpError("multinomial: every row of probs must have a positive sum")
+    if not replacement and num_samples > int((rows > 0).sum(axis=1).min()):
+        raise OpError(f"multinomial: cannot draw {num_samples} samples without replacement from "
+                      f"{int((rows > 0).sum(axis=1).min())} categories with non-zero weight")
+    rng = generator if generator is not None else default_rng("cpu")
+    out = np.stack([rng.choice(rows.shape[1], size=num_samples, replace=replacement, p=row / row.sum())
+                    for row in rows]).astype(np.int64)
+    out = out.reshape(num_samples) if probs.ndim == 1 else out
+    return Tensor._wrap(to_device(out, probs.device))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -908,12 +1179,13 @@ def permute(a: Tensor, axes: Sequence[int]) -> Tensor:
     return Permute.apply(a, axes=axes)
 
 
-def transpose(a: Tensor, axis0: int = -2, axis1: int = -1) -> Tensor:
-    """Swap two axes (see :class:`Permute`)."""
+def transpose(a: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
+    """Swap two axes (``torch.transpose``; see :class:`Permute`); a tensor with fewer than 2 dims is returned
+    as it is."""
     if a.ndim < 2:
         return a
     axes = list(range(a.ndim))
-    i, j = _normalize_axes((axis0, axis1), a.ndim)
+    i, j = _normalize_axes((dim0, dim1), a.ndim)
     axes[i], axes[j] = axes[j], axes[i]
     return Permute.apply(a, axes=tuple(axes))
 
@@ -923,23 +1195,110 @@ def expand(a: Tensor, shape: Sequence[int]) -> Tensor:
     return Expand.apply(a, shape=tuple(int(s) for s in shape))
 
 
-def squeeze(a: Tensor, axis: Any = None) -> Tensor:
-    """Remove axes of size 1 (all of them, or those in ``axis``)."""
-    if axis is None:
+def squeeze(a: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
+    """Remove axes of size 1: all of them (``dim=None``), or those among ``dim`` (an int or a tuple) that
+    have size 1 — a listed axis of another size stays, as in PyTorch. ``axis`` is an alias."""
+    dim = _dim("squeeze", dim, axis)
+    if dim is None:
         return reshape(a, [n for n in a.shape if n != 1])
-    axes = _normalize_axes(axis, a.ndim)
-    for i in axes:
-        if a.shape[i] != 1:
-            raise OpError(f"squeeze: axis {i} of shape {a.shape} has size {a.shape[i]}, not 1")
-    return reshape(a, [n for i, n in enumerate(a.shape) if i not in axes])
+    axes = _normalize_axes(dim, a.ndim)
+    return reshape(a, [n for i, n in enumerate(a.shape) if not (i in axes and n == 1)])
 
 
-def unsqueeze(a: Tensor, axis: int) -> Tensor:
-    """Insert an axis of size 1 at position ``axis`` (negative counts from the end of the result)."""
-    axis = _normalize_axes(axis, a.ndim + 1)[0]
+def unsqueeze(a: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
+    """Insert an axis of size 1 at position ``dim`` (negative counts from the end of the result)."""
+    dim = _dim("unsqueeze", dim, axis)
+    if dim is None:
+        raise TypeError("unsqueeze: missing the dim to insert")
+    axis = _normalize_axes(dim, a.ndim + 1)[0]
     shape = list(a.shape)
     shape.insert(axis, 1)
     return reshape(a, shape)
+
+
+def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims ``start_dim..end_dim`` into one (``torch.flatten``); a 0-d tensor becomes (1,)."""
+    if a.ndim == 0:
+        return reshape(a, (1,))
+    start, end = _normalize_axes((start_dim, end_dim), a.ndim)
+    if start > end:
+        raise OpError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {a.shape}")
+    shape = a.shape[:start] + (int(np.prod(a.shape[start:end + 1])),) + a.shape[end + 1:]
+    return reshape(a, shape)
+
+
+class Repeat(Function):
+    """``torch.repeat``: ``a`` tiled ``repeats[i]`` times along axis ``i`` (leading repeats add axes).
+
+    Backward: ``g`` reshaped to ``(r0, n0, r1, n1, ...)`` and summed over the repeat axes.
+    """
+
+    def forward(self, a, repeats):
+        shape = (1,) * (len(repeats) - a.ndim) + a.shape
+        self.padded_shape, self.repeats, self.input_shape = shape, repeats, a.shape  # (not .shape: the engine's)
+        return get_array_module(a).tile(a.reshape(shape), repeats)
+
+    def backward(self, g):
+        split = [n for pair in zip(self.repeats, self.padded_shape) for n in pair]
+        return g.reshape(split).sum(axis=tuple(range(0, len(split), 2))).reshape(self.input_shape)
+
+
+def repeat(a: Tensor, *repeats: Any) -> Tensor:
+    """Tile ``a`` (see :class:`Repeat`); ``repeats`` has at least ``a.ndim`` entries.
+
+    Raises:
+        OpError: fewer repeats than dims, or a negative repeat.
+    """
+    if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)):
+        repeats = tuple(repeats[0])
+    repeats = tuple(int(r) for r in repeats)
+    if len(repeats) < a.ndim or any(r < 0 for r in repeats):
+        raise OpError(f"repeat: needs at least {a.ndim} non-negative repeats for shape {a.shape}, got {repeats}")
+    return Repeat.apply(a, repeats=repeats)
+
+
+class Clone(Function):
+    """A copy in a new (C-contiguous) array. Backward: ``∂a = g``."""
+
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, g):
+        return g
+
+
+def clone(a: Tensor) -> Tensor:
+    """A differentiable copy that shares no memory with ``a`` (see :class:`Clone`)."""
+    return Clone.apply(a)
+
+
+class Pad(Function):
+    """Constant padding: ``pad`` is ``((before, after), ...)`` per axis. Backward: the middle of ``g``."""
+
+    def forward(self, a, pad, value):
+        self.middle = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad, a.shape))
+        return get_array_module(a).pad(a, pad, mode="constant", constant_values=value)
+
+    def backward(self, g):
+        return g[self.middle]
+
+
+def pad(a: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """``torch.nn.functional.pad`` for ``mode='constant'``: ``pad`` lists (before, after) pairs starting at the
+    **last** dim, e.g. ``(1, 2)`` pads the last dim with 1 in front and 2 behind (non-negative only).
+
+    Raises:
+        OpError: another mode, an odd-length or too long ``pad``, a negative amount.
+    """
+    if mode != "constant":
+        raise OpError(f"pad: only mode='constant' is supported, got {mode!r}")
+    pad = [int(p) for p in pad]
+    if len(pad) % 2 or len(pad) // 2 > a.ndim or any(p < 0 for p in pad):
+        raise OpError(f"pad: expected an even number of non-negative amounts for at most {a.ndim} dims, got {pad}")
+    pairs = [(0, 0)] * a.ndim
+    for k in range(len(pad) // 2):
+        pairs[a.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    return Pad.apply(a, pad=tuple(pairs), value=value)
 
 
 def getitem(a: Tensor, index: Any) -> Tensor:
@@ -971,26 +1330,29 @@ def _gather_tensors(name: str, tensors: Sequence[Tensor]) -> list[Tensor]:
     return tensors
 
 
-def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join along an existing axis (see :class:`Concat`)."""
-    return Concat.apply(*_gather_tensors("concat", tensors), axis=axis)
+def concat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Join along an existing ``dim`` (default 0; ``axis`` is an alias). See :class:`Concat`."""
+    return Concat.apply(*_gather_tensors("concat", tensors), axis=_dim("cat", dim, axis, 0))
 
 
 cat = concat
+concatenate = concat
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join equal-shape tensors along a new axis (see :class:`Stack`)."""
-    return Stack.apply(*_gather_tensors("stack", tensors), axis=axis)
+def stack(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Join equal-shape tensors along a new ``dim`` (default 0; ``axis`` is an alias). See :class:`Stack`."""
+    return Stack.apply(*_gather_tensors("stack", tensors), axis=_dim("stack", dim, axis, 0))
 
 
-def split(a: Tensor, split_size_or_sections: Any, axis: int = 0) -> tuple[Tensor, ...]:
-    """PyTorch's ``split``: pieces of ``split_size`` (the last may be smaller), or of the listed sizes.
+def split(a: Tensor, split_size_or_sections: Any, dim: int | None = None, *, axis: int | None = None
+          ) -> tuple[Tensor, ...]:
+    """PyTorch's ``split`` along ``dim`` (default 0): pieces of ``split_size`` (the last may be smaller), or
+    of the listed sizes.
 
     Raises:
         OpError: listed sizes that do not add up to the axis length.
     """
-    axis = _normalize_axes(axis, a.ndim)[0]
+    axis = _normalize_axes(_dim("split", dim, axis, 0), a.ndim)[0]
     n = a.shape[axis]
     if isinstance(split_size_or_sections, (int, np.integer)):
         size = int(split_size_or_sections)
@@ -1005,17 +1367,19 @@ def split(a: Tensor, split_size_or_sections: Any, axis: int = 0) -> tuple[Tensor
     return Split.apply(a, bounds=bounds, axis=axis)
 
 
-def chunk(a: Tensor, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
-    """PyTorch's ``chunk``: ``chunks`` pieces of size ``ceil(n / chunks)`` (the last may be smaller)."""
+def chunk(a: Tensor, chunks: int, dim: int | None = None, *, axis: int | None = None) -> tuple[Tensor, ...]:
+    """PyTorch's ``chunk`` along ``dim`` (default 0): pieces of size ``ceil(n / chunks)`` (the last may be
+    smaller)."""
     if chunks <= 0:
         raise OpError(f"chunk: chunks must be positive, got {chunks}")
-    n = a.shape[_normalize_axes(axis, a.ndim)[0]]
-    return split(a, builtins.max(1, -(-n // chunks)), axis)
+    dim = _dim("chunk", dim, axis, 0)
+    n = a.shape[_normalize_axes(dim, a.ndim)[0]]
+    return split(a, builtins.max(1, -(-n // chunks)), dim)
 
 
-def unbind(a: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
-    """The slices along ``axis``, that axis removed (see :class:`Unbind`)."""
-    return Unbind.apply(a, axis=_normalize_axes(axis, a.ndim)[0])
+def unbind(a: Tensor, dim: int | None = None, *, axis: int | None = None) -> tuple[Tensor, ...]:
+    """The slices along ``dim`` (default 0), that axis removed (see :class:`Unbind`)."""
+    return Unbind.apply(a, axis=_normalize_axes(_dim("unbind", dim, axis, 0), a.ndim)[0])
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -1039,9 +1403,17 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
     return Embedding.apply(weight, indices=data)
 
 
-def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
-    """Stable log-softmax along ``axis`` (see :class:`LogSoftmax`)."""
-    return LogSoftmax.apply(a, axis=axis)
+def log_softmax(a: Tensor, dim: int | None = None, *, axis: int | None = None, dtype: Any = None) -> Tensor:
+    """Stable log-softmax along ``dim`` (default -1; ``axis`` is an alias), see :class:`LogSoftmax`;
+    ``dtype`` casts the input first, as in PyTorch."""
+    if dtype is not None:
+        a = cast(a, dtype)
+    return LogSoftmax.apply(a, axis=_normalize_axes(_dim("log_softmax", dim, axis, -1), a.ndim)[0])
+
+
+def softmax(a: Tensor, dim: int | None = None, *, axis: int | None = None, dtype: Any = None) -> Tensor:
+    """``exp(log_softmax(a))`` along ``dim`` (default -1; ``axis`` is an alias): stable for any logits."""
+    return exp(log_softmax(a, dim, axis=axis, dtype=dtype))
 
 
 # --------------------------------------------------------------------------------------------------

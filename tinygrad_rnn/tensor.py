@@ -29,6 +29,7 @@ this file: ``ops`` builds on ``Function`` and ``Tensor``, and ``Tensor`` calls i
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import operator
 import os
@@ -41,6 +42,7 @@ import numpy as np
 
 from tinygrad_rnn.backend import (
     DeviceError,
+    device,
     device_of,
     get_array_module,
     is_torch_tensor,
@@ -50,29 +52,17 @@ from tinygrad_rnn.backend import (
 )
 
 __all__ = [
-    "Tensor",
-    "Size",
-    "Function",
-    "OpError",
-    "no_grad",
-    "enable_grad",
-    "is_grad_enabled",
-    "detect_anomaly",
-    "sum_to",
-    "tensor",
-    "zeros",
-    "ones",
-    "full",
-    "randn",
-    "rand",
-    "arange",
-    "zeros_like",
-    "ones_like",
-    "manual_seed",
-    "default_rng",
+    "Tensor", "Size", "Function", "OpError", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
+    "is_grad_enabled", "detect_anomaly", "sum_to", "tensor", "as_tensor", "from_numpy", "is_tensor", "numel",
+    "zeros", "ones", "full", "empty", "eye", "zeros_like", "ones_like", "full_like", "empty_like", "arange",
+    "linspace", "randn", "rand", "randint", "randn_like", "rand_like", "randperm", "manual_seed", "initial_seed",
+    "default_rng", "get_default_dtype", "set_default_dtype", "float32", "float64", "float16", "int64", "int32",
+    "int16", "int8", "uint8", "bool_", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor",
+    "ByteTensor", "BoolTensor",
 ]
 
-DEFAULT_FLOAT = np.float32
+DEFAULT_FLOAT = np.float32  # the initial default dtype (see get_default_dtype)
+_CPU = device("cpu")
 
 
 class OpError(ValueError):
@@ -107,14 +97,68 @@ def _set_grad_enabled(enabled: bool) -> Iterator[None]:
         _mode.grad_enabled = previous
 
 
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager in which no op is recorded (inference, optimizer updates)."""
-    return _set_grad_enabled(False)
+class _GradMode:
+    """A context manager that sets the grad mode inside it, usable as a decorator too (with or without
+    parentheses: ``@no_grad()`` and ``@no_grad``)."""
+
+    enabled = False
+
+    def __new__(cls, func: Any = None) -> Any:
+        self = super().__new__(cls)
+        if callable(func):  # used bare as a decorator: @no_grad
+            return self(func)
+        return self
+
+    def __init__(self, func: Any = None) -> None:
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._previous.append(_mode.grad_enabled)
+        _mode.grad_enabled = self.enabled
+
+    def __exit__(self, *exc: Any) -> None:
+        _mode.grad_enabled = self._previous.pop()
+
+    def __call__(self, func: Any) -> Any:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with type(self)():
+                return func(*args, **kwargs)
+
+        return wrapper
 
 
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager that turns recording back on inside :func:`no_grad`."""
-    return _set_grad_enabled(True)
+class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
+    """Context manager (or decorator) in which no op is recorded (inference, optimizer updates).
+
+    The mode is per thread, as in PyTorch.
+    """
+
+    enabled = False
+
+
+class enable_grad(_GradMode):  # noqa: N801 - PyTorch's name
+    """Context manager (or decorator) that turns recording back on inside :class:`no_grad`."""
+
+    enabled = True
+
+
+inference_mode = no_grad  # (PyTorch's inference_mode is no_grad plus optimisations this project lacks)
+
+
+class set_grad_enabled:  # noqa: N801 - PyTorch's name
+    """``set_grad_enabled(mode)``: switch recording on or off now (a function call), or, used as a context
+    manager, only inside the ``with`` block (the previous mode comes back at its end)."""
+
+    def __init__(self, mode: bool) -> None:
+        self._previous = _mode.grad_enabled
+        _mode.grad_enabled = bool(mode)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        _mode.grad_enabled = self._previous
 
 
 @contextlib.contextmanager
@@ -340,6 +384,149 @@ def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------------
+# dtypes: PyTorch's names for NumPy dtype objects, and the default floating dtype
+# --------------------------------------------------------------------------------------------------
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+float16 = np.dtype(np.float16)
+int64 = np.dtype(np.int64)
+int32 = np.dtype(np.int32)
+int16 = np.dtype(np.int16)
+int8 = np.dtype(np.int8)
+uint8 = np.dtype(np.uint8)
+bool_ = np.dtype(np.bool_)
+# (the package also exports float=float32, double=float64, half=float16, long=int64, int=int32, bool=bool_)
+
+_TYPE_NAMES = {float32: "FloatTensor", float64: "DoubleTensor", float16: "HalfTensor", int64: "LongTensor",
+               int32: "IntTensor", int16: "ShortTensor", int8: "CharTensor", uint8: "ByteTensor",
+               bool_: "BoolTensor"}
+_TYPE_BY_NAME = {name: dtype for dtype, name in _TYPE_NAMES.items()}
+
+
+class _Defaults:
+    dtype = float32  # process-wide, as torch.set_default_dtype
+
+
+_defaults = _Defaults()
+
+
+def get_default_dtype() -> np.dtype:
+    """The dtype of tensors made from Python floats and of the float creation functions (float32 at start)."""
+    return _defaults.dtype
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Set the default floating dtype (``torch.set_default_dtype``): float32, float64 or float16.
+
+    Raises:
+        TypeError: a non-floating dtype.
+    """
+    dtype = _as_dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: only floating dtypes can be the default, got {dtype}")
+    _defaults.dtype = dtype
+
+
+def _is_dtype(value: Any) -> bool:
+    if isinstance(value, (np.dtype, _TensorType)) or value in (float, int, bool):
+        return True
+    return isinstance(value, type) and issubclass(value, np.generic)
+
+
+def _as_dtype(value: Any) -> np.dtype:
+    """A NumPy dtype from a dtype, a NumPy scalar type, a tensor type (``LongTensor``) or its name
+    (``'torch.LongTensor'``), or a Python type (``float`` is the default dtype, ``int`` int64).
+
+    Raises:
+        TypeError: anything else.
+    """
+    if isinstance(value, np.dtype):
+        return value
+    if isinstance(value, _TensorType):
+        return value.dtype
+    if value is float:
+        return _defaults.dtype
+    if value is int:
+        return int64
+    if isinstance(value, str) and value.rsplit(".", 1)[-1] in _TYPE_BY_NAME:
+        return _TYPE_BY_NAME[value.rsplit(".", 1)[-1]]
+    try:
+        return np.dtype(value)
+    except TypeError:
+        raise TypeError(f"not a dtype: {value!r}") from None
+
+
+class _TensorType(type):
+    """The metaclass of :class:`FloatTensor` and friends: ``isinstance(t, LongTensor)`` checks the dtype."""
+
+    dtype: np.dtype
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, Tensor) and instance.dtype == cls.dtype
+
+    def __repr__(cls) -> str:
+        return f"<class 'tinygrad_rnn.{cls.__name__}'>"
+
+
+def _legacy_constructor(cls: Any, *args: Any, device: Any = None) -> "Tensor":
+    if not args:
+        return Tensor(np.zeros(0, dtype=cls.dtype), device=device)
+    if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
+        return zeros(*args, dtype=cls.dtype, device=device)  # PyTorch leaves the values undefined
+    if len(args) == 1 and isinstance(args[0], tuple) and all(isinstance(a, int) for a in args[0]) and args[0]:
+        return zeros(args[0], dtype=cls.dtype, device=device)
+    if len(args) > 1:
+        raise TypeError(f"{cls.__name__}() takes sizes or one sequence of values")
+    return Tensor(args[0], dtype=cls.dtype, device=device)
+
+
+class FloatTensor(metaclass=_TensorType):
+    """``FloatTensor(data)``: a float32 tensor of ``data``; ``FloatTensor(2, 3)``: one of that shape (zeros)."""
+
+    dtype = float32
+
+    def __new__(cls, *args: Any, device: Any = None) -> "Tensor":  # type: ignore[misc]
+        return _legacy_constructor(cls, *args, device=device)
+
+
+class DoubleTensor(FloatTensor):
+    """A float64 tensor of data, or of a shape (see :class:`FloatTensor`)."""
+
+    dtype = float64
+
+
+class HalfTensor(FloatTensor):
+    """A float16 tensor of data, or of a shape (see :class:`FloatTensor`)."""
+
+    dtype = float16
+
+
+class LongTensor(FloatTensor):
+    """An int64 tensor of data, or of a shape (see :class:`FloatTensor`)."""
+
+    dtype = int64
+
+
+class IntTensor(FloatTensor):
+    """An int32 tensor of data, or of a shape (see :class:`FloatTensor`)."""
+
+    dtype = int32
+
+
+class ByteTensor(FloatTensor):
+    """A uint8 tensor of data, or of a shape (see :class:`FloatTensor`)."""
+
+    dtype = uint8
+
+
+class BoolTensor(FloatTensor):
+    """A bool tensor of data, or of a shape (see :class:`FloatTensor`)."""
+
+    dtype = bool_
+
+
 class Size(tuple):
     """A tensor's shape, as returned by :meth:`Tensor.size`: a tuple of ints (``torch.Size``)."""
 
@@ -360,13 +547,15 @@ def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
     """A new backend array (always a copy) from user data, with the default-dtype rules of DESIGN §3."""
     if is_torch_tensor(data):  # a CPU torch tensor
         data = data.detach().numpy()
+    if dtype is not None:
+        dtype = _as_dtype(dtype)
     xp = get_array_module(data)
     if isinstance(data, (np.ndarray, np.generic)) or xp is not np:
         array = xp.array(data, dtype=dtype, copy=True)  # arrays keep their dtype
     else:
         array = np.array(data, dtype=dtype)
         if dtype is None and array.dtype.kind == "f":
-            array = array.astype(DEFAULT_FLOAT)
+            array = array.astype(_defaults.dtype)
         elif dtype is None and array.dtype.kind in "iu":
             array = array.astype(np.int64)
         elif array.dtype == object:
@@ -434,6 +623,12 @@ class Tensor:
         t.requires_grad = ctx is not None
         return t
 
+    def _requires(self, requires_grad: bool) -> "Tensor":
+        """``requires_grad_`` only when asked (creation helpers on a fresh leaf); returns self."""
+        if requires_grad:
+            self.requires_grad_(True)
+        return self
+
     # ---------------------------------------------------------------- attributes
     @property
     def data(self) -> "Tensor":
@@ -491,8 +686,11 @@ class Tensor:
         return self.array.dtype
 
     @property
-    def device(self) -> str:
-        return device_of(self.array)
+    def device(self) -> device:
+        """Where the values live, as a :class:`~tinygrad_rnn.backend.device` (a str: ``"cpu"``, ``"cuda:0"``)."""
+        if type(self.array) is np.ndarray:
+            return _CPU
+        return device(device_of(self.array))
 
     @property
     def is_leaf(self) -> bool:
@@ -506,7 +704,7 @@ class Tensor:
     def __repr__(self) -> str:
         body = np.array2string(to_numpy(self.array), separator=", ", prefix="Tensor(")
         extra = ""
-        if self.dtype != DEFAULT_FLOAT:
+        if self.dtype != _defaults.dtype:
             extra += f", dtype={self.dtype}"
         if self.device != "cpu":
             extra += f", device='{self.device}'"
@@ -603,45 +801,143 @@ class Tensor:
         _run_backward(self, grad_array, retain_graph)
 
     # ---------------------------------------------------------------- conversion
-    def numpy(self) -> np.ndarray:
+    def numpy(self, force: bool = False) -> np.ndarray:
         """The values as a NumPy array (copied from the GPU if needed; shares memory on the CPU)."""
         if _recorder is not None:
             _recorder.read(self, "numpy()")
         return to_numpy(self.array)
 
     def tolist(self) -> Any:
+        """The values as (nested) Python lists of numbers (a number for a 0-d tensor)."""
         return self.numpy().tolist()
 
     def item(self) -> Any:
-        """The value of a one-element tensor as a Python number."""
+        """The value of a one-element tensor as a Python number.
+
+        Raises:
+            ValueError: the tensor has more or fewer than one element.
+        """
         if self.array.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         if _recorder is not None:
             _recorder.read(self, "item()")
         return self.array.reshape(()).item()
 
-    def to(self, device: str) -> "Tensor":
-        """This tensor on ``device`` (self when already there). The copy is differentiable."""
-        device = normalize_device(device)
-        if device == self.device:
-            return self
-        return _ops.ToDevice.apply(self, device=device)
+    def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+        """PyTorch's ``to``: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other_tensor)`` (its
+        device and dtype), or keywords ``device=``, ``dtype=``, ``copy=`` (``non_blocking=`` is accepted and
+        ignored). Returns self when nothing changes (unless ``copy=True``); the copy is differentiable.
+
+        Raises:
+            TypeError: an argument that is neither a device, a dtype nor a tensor.
+        """
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
+        if kwargs:
+            raise TypeError(f"to(): unexpected keyword(s) {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif isinstance(arg, str):
+                device = arg
+            elif isinstance(arg, bool):
+                copy = copy or arg  # to(dtype, non_blocking, copy) positional flags
+            elif _is_dtype(arg):
+                dtype = arg
+            else:
+                raise TypeError(f"to(): expected a device, a dtype or a tensor, got {arg!r}")
+        out = self
+        if device is not None and normalize_device(device) != device_of(self.array):
+            out = _ops.ToDevice.apply(out, device=normalize_device(device))
+        if dtype is not None:
+            out = _ops.cast(out, _as_dtype(dtype))
+        if copy and out is self:
+            out = _ops.clone(self)
+        return out
 
     def cpu(self) -> "Tensor":
+        """This tensor on the CPU (self when already there)."""
         return self.to("cpu")
 
-    def cuda(self, index: int = 0) -> "Tensor":
-        return self.to(f"cuda:{index}")
+    def cuda(self, device: Any = None) -> "Tensor":
+        """This tensor on a CUDA GPU (``device``: an index, ``"cuda:N"`` or a :class:`device`; default 0)."""
+        if device is None:
+            device = "cuda:0"
+        elif isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to(device)
+
+    @property
+    def is_cuda(self) -> bool:
+        return type(self.array) is not np.ndarray
 
     def astype(self, dtype: Any) -> "Tensor":
-        """A copy cast to ``dtype`` (differentiable between floating dtypes)."""
-        return _ops.cast(self, dtype)
+        """A copy cast to ``dtype`` (differentiable between floating dtypes); self when it has it."""
+        return _ops.cast(self, _as_dtype(dtype))
+
+    def type(self, dtype: Any = None) -> Any:
+        """With no argument, the type name (``'tinygrad_rnn.FloatTensor'``...); otherwise :meth:`astype` to
+        ``dtype`` (a dtype, a tensor type such as :class:`LongTensor`, or its name)."""
+        if dtype is None:
+            return f"tinygrad_rnn.{_TYPE_NAMES.get(np.dtype(self.dtype), str(self.dtype))}"
+        return self.astype(dtype)
 
     def float(self) -> "Tensor":
+        """Cast to float32."""
         return self.astype(np.float32)
 
     def double(self) -> "Tensor":
+        """Cast to float64."""
         return self.astype(np.float64)
+
+    def half(self) -> "Tensor":
+        """Cast to float16."""
+        return self.astype(np.float16)
+
+    def long(self) -> "Tensor":
+        """Cast to int64 (no gradient flows through an integer result)."""
+        return self.astype(np.int64)
+
+    def int(self) -> "Tensor":
+        """Cast to int32 (no gradient flows through an integer result)."""
+        return self.astype(np.int32)
+
+    def bool(self) -> "Tensor":
+        """Cast to bool (no gradient flows through it)."""
+        return self.astype(np.bool_)
+
+    def is_floating_point(self) -> bool:
+        """True for float16/32/64."""
+        return self.array.dtype.kind == "f"
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return int(self.array.dtype.itemsize)
+
+    def new_tensor(self, data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+        """A new tensor from ``data`` (copied), with this tensor's dtype and device unless given."""
+        return Tensor(data, dtype=self.dtype if dtype is None else _as_dtype(dtype),
+                      device=self.device if device is None else device, requires_grad=requires_grad)
+
+    def new_full(self, size: Any, fill_value: Any, dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False) -> "Tensor":
+        """A tensor of ``size`` filled with ``fill_value``, with this tensor's dtype and device unless given."""
+        return full(_shape_args((size,)), fill_value, dtype=self.dtype if dtype is None else dtype,
+                    device=self.device if device is None else device, requires_grad=requires_grad)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+        """Zeros of ``size``, with this tensor's dtype and device unless given."""
+        return self.new_full(_shape_args(size), 0, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+        """Ones of ``size``, with this tensor's dtype and device unless given."""
+        return self.new_full(_shape_args(size), 1, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+        """Like :meth:`new_zeros` (the values are zeros here, where PyTorch leaves them undefined)."""
+        return self.new_zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
     # ---------------------------------------------------------------- arithmetic
     def __add__(self, other: Any) -> "Tensor":
@@ -778,23 +1074,63 @@ class Tensor:
     clamp = clip
 
     # ---------------------------------------------------------------- reductions
-    def sum(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _ops.sum(self, axis, keepdims)
+    # dim/keepdim are PyTorch's names; axis/keepdims (NumPy's) are accepted as aliases (not both).
+    def sum(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+        return _ops.sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _ops.mean(self, axis, keepdims)
+    def mean(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+        return _ops.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _ops.max(self, axis, keepdims)
+    def var(self, dim: Any = None, unbiased: Any = None, keepdim: Any = None, **kwargs: Any) -> "Tensor":
+        return _ops.var(self, dim, unbiased, keepdim, **kwargs)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _ops.min(self, axis, keepdims)
+    def std(self, dim: Any = None, unbiased: Any = None, keepdim: Any = None, **kwargs: Any) -> "Tensor":
+        return _ops.std(self, dim, unbiased, keepdim, **kwargs)
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
-        return _ops.argmax(self, axis, keepdims)
+    def max(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Any:
+        """``max()`` the largest element; ``max(dim)`` the named tuple ``(values, indices)``; ``max(other)``
+        the elementwise maximum (see :func:`tinygrad_rnn.ops.max`)."""
+        return _ops.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
-        return _ops.argmin(self, axis, keepdims)
+    def min(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Any:
+        """``min()``, ``min(dim)`` -> ``(values, indices)``, ``min(other)`` (see :meth:`max`)."""
+        return _ops.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def amax(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+        return _ops.amax(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def amin(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+        return _ops.amin(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def maximum(self, other: Any) -> "Tensor":
+        return _ops.maximum(self, other)
+
+    def minimum(self, other: Any) -> "Tensor":
+        return _ops.minimum(self, other)
+
+    def argmax(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+        return _ops.argmax(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def argmin(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+        return _ops.argmin(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+        return _ops.topk(self, k, dim, largest, sorted)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = True) -> Any:
+        return _ops.sort(self, dim, descending, stable)
+
+    def gather(self, dim: int, index: Any) -> "Tensor":
+        return _ops.gather(self, dim, index)
+
+    def multinomial(self, num_samples: int, replacement: bool = False, generator: Any = None) -> "Tensor":
+        return _ops.multinomial(self, num_samples, replacement, generator)
+
+    def softmax(self, dim: Any = None, *, axis: Any = None, dtype: Any = None) -> "Tensor":
+        return _ops.softmax(self, dim, axis=axis, dtype=dtype)
+
+    def log_softmax(self, dim: Any = None, *, axis: Any = None, dtype: Any = None) -> "Tensor":
+        return _ops.log_softmax(self, dim, axis=axis, dtype=dtype)
 
     # ---------------------------------------------------------------- shape
     def reshape(self, *shape: Any) -> "Tensor":
@@ -804,17 +1140,33 @@ class Tensor:
 
     view = reshape
 
-    def flatten(self) -> "Tensor":
-        return _ops.reshape(self, (-1,))
+    def view_as(self, other: "Tensor") -> "Tensor":
+        return _ops.reshape(self, other.shape)
 
-    def transpose(self, axis0: int = -2, axis1: int = -1) -> "Tensor":
+    def reshape_as(self, other: "Tensor") -> "Tensor":
+        return _ops.reshape(self, other.shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        return _ops.flatten(self, start_dim, end_dim)
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
         """Swap two axes (PyTorch's ``transpose(dim0, dim1)``); for a 2-D tensor the default swaps both."""
-        return _ops.transpose(self, axis0, axis1)
+        return _ops.transpose(self, dim0, dim1)
 
-    def permute(self, *axes: Any) -> "Tensor":
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _ops.permute(self, axes)
+    def t(self) -> "Tensor":
+        """The transpose of a tensor with at most 2 dims (``torch.t``).
+
+        Raises:
+            OpError: more than 2 dims.
+        """
+        if self.ndim > 2:
+            raise OpError(f"t() expects a tensor with <= 2 dimensions, got shape {self.shape}; use transpose()")
+        return _ops.transpose(self, 0, 1)
+
+    def permute(self, *dims: Any) -> "Tensor":
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return _ops.permute(self, dims)
 
     @property
     def T(self) -> "Tensor":  # noqa: N802 - NumPy's name
@@ -826,29 +1178,49 @@ class Tensor:
             shape = tuple(shape[0])
         return _ops.expand(self, shape)
 
+    def expand_as(self, other: "Tensor") -> "Tensor":
+        return _ops.expand(self, other.shape)
+
     def broadcast_to(self, shape: Sequence[int]) -> "Tensor":
         return _ops.expand(self, tuple(shape))
 
-    def squeeze(self, axis: Any = None) -> "Tensor":
-        return _ops.squeeze(self, axis)
+    def repeat(self, *repeats: Any) -> "Tensor":
+        return _ops.repeat(self, *repeats)
 
-    def unsqueeze(self, axis: int) -> "Tensor":
-        return _ops.unsqueeze(self, axis)
+    def contiguous(self) -> "Tensor":
+        """Self when its array is C-contiguous, else a differentiable contiguous copy."""
+        if self.array.flags.c_contiguous:
+            return self
+        return _ops.clone(self)
 
-    def split(self, split_size_or_sections: Any, axis: int = 0) -> tuple["Tensor", ...]:
-        return _ops.split(self, split_size_or_sections, axis)
+    def is_contiguous(self) -> bool:
+        return bool(self.array.flags.c_contiguous)
 
-    def chunk(self, chunks: int, axis: int = 0) -> tuple["Tensor", ...]:
-        return _ops.chunk(self, chunks, axis)
+    def clone(self) -> "Tensor":
+        """A differentiable copy that shares no memory with this tensor."""
+        return _ops.clone(self)
 
-    def unbind(self, axis: int = 0) -> tuple["Tensor", ...]:
-        return _ops.unbind(self, axis)
+    def squeeze(self, dim: Any = None, *, axis: Any = None) -> "Tensor":
+        return _ops.squeeze(self, dim, axis=axis)
+
+    def unsqueeze(self, dim: Any = None, *, axis: Any = None) -> "Tensor":
+        return _ops.unsqueeze(self, dim, axis=axis)
+
+    def split(self, split_size_or_sections: Any, dim: Any = None, *, axis: Any = None) -> tuple["Tensor", ...]:
+        return _ops.split(self, split_size_or_sections, dim, axis=axis)
+
+    def chunk(self, chunks: int, dim: Any = None, *, axis: Any = None) -> tuple["Tensor", ...]:
+        return _ops.chunk(self, chunks, dim, axis=axis)
+
+    def unbind(self, dim: Any = None, *, axis: Any = None) -> tuple["Tensor", ...]:
+        return _ops.unbind(self, dim, axis=axis)
 
     def __getitem__(self, index: Any) -> "Tensor":
         return _ops.getitem(self, index)
 
-    def log_softmax(self, axis: int = -1) -> "Tensor":
-        return _ops.log_softmax(self, axis)
+    def masked_fill(self, mask: Any, value: Any) -> "Tensor":
+        """``value`` where the boolean ``mask`` holds (broadcasting), this tensor elsewhere; differentiable."""
+        return _ops.where(mask, value, self)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -986,40 +1358,64 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-class _Generators(threading.local):
+class _Generators:
+    """The process-wide generators, one per device (shared by every thread, as PyTorch's default generator:
+    seeding in one thread and drawing in another gives the seeded numbers)."""
+
     def __init__(self) -> None:
         self.seed: int | None = None
+        self.cuda_seed: int | None = None
         self.by_device: dict[str, Any] = {}
+        self.lock = threading.Lock()
 
 
 _generators = _Generators()
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the random generators of every device (as ``torch.manual_seed``)."""
-    _generators.seed = int(seed)
-    _generators.by_device.clear()
+    """Seed the random generators of every device, for every thread (as ``torch.manual_seed``)."""
+    with _generators.lock:
+        _generators.seed = int(seed)
+        _generators.cuda_seed = None
+        _generators.by_device.clear()
+
+
+def initial_seed() -> int | None:
+    """The seed last given to :func:`manual_seed` (None when the generators use fresh OS entropy)."""
+    return _generators.seed
+
+
+def _manual_seed_cuda(seed: int) -> None:
+    """Seed only the CUDA generators (``torch.cuda.manual_seed``; see :mod:`tinygrad_rnn.cuda`)."""
+    with _generators.lock:
+        _generators.cuda_seed = int(seed)
+        for name in [d for d in _generators.by_device if d != "cpu"]:
+            del _generators.by_device[name]
 
 
 def default_rng(device: str = "cpu") -> Any:
     """The random generator of a device: a ``numpy.random.Generator`` (cpu) or a CuPy generator (cuda).
 
-    Seeded from :func:`manual_seed` when one was set, otherwise from fresh OS entropy.
+    Seeded from :func:`manual_seed` when one was set, otherwise from fresh OS entropy. One per device for
+    the whole process (all threads).
     """
     device = normalize_device(device)
     if _recorder is not None:
         _recorder.random(device)
     rng = _generators.by_device.get(device)
     if rng is None:
-        seed = _generators.seed
-        if device == "cpu":
-            rng = np.random.default_rng(seed)
-        else:
-            import cupy  # only reached when normalize_device found a usable GPU
+        with _generators.lock:
+            rng = _generators.by_device.get(device)
+            if rng is None:
+                if device == "cpu":
+                    rng = np.random.default_rng(_generators.seed)
+                else:
+                    import cupy  # only reached when normalize_device found a usable GPU
 
-            with cupy.cuda.Device(int(device.split(":")[1])):
-                rng = cupy.random.default_rng(seed)
-        _generators.by_device[device] = rng
+                    seed = _generators.seed if _generators.cuda_seed is None else _generators.cuda_seed
+                    with cupy.cuda.Device(int(device.split(":")[1])):
+                        rng = cupy.random.default_rng(seed)
+                _generators.by_device[device] = rng
     return rng
 
 
@@ -1029,58 +1425,183 @@ def _shape_args(shape: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None) -> Tensor:
-    """Same as ``Tensor(data, requires_grad, dtype, device)``."""
+def _float_dtype(dtype: Any) -> np.dtype:
+    return _defaults.dtype if dtype is None else _as_dtype(dtype)
+
+
+def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (``torch.tensor``): see :class:`Tensor` for the dtype rules."""
+    if isinstance(dtype, bool):  # the old positional order tensor(data, requires_grad)
+        dtype, requires_grad = None, dtype
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
 
-def full(shape: Sequence[int], fill_value: float, dtype: Any = DEFAULT_FLOAT, device: str = "cpu",
-         requires_grad: bool = False) -> Tensor:
-    """A tensor of ``shape`` filled with ``fill_value``."""
-    device = normalize_device(device)
-    data = get_array_module(device).full(tuple(shape), fill_value, dtype=dtype)
-    return Tensor(data, requires_grad=requires_grad, device=device)
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """``data`` as a tensor without a copy when it already is one, or a NumPy/CuPy array, of that dtype and
+    device (then they share memory); otherwise a new tensor (``torch.as_tensor``)."""
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype) if (device is not None or dtype is not None) else data
+    xp = get_array_module(data)
+    if isinstance(data, np.ndarray) or xp is not np:
+        same_dtype = dtype is None or _as_dtype(dtype) == data.dtype
+        same_device = device is None or normalize_device(device) == device_of(data)
+        if same_dtype and same_device:
+            return Tensor._wrap(data)
+    return Tensor(data, dtype=dtype, device=device)
 
 
-def zeros(*shape: Any, dtype: Any = DEFAULT_FLOAT, device: str = "cpu", requires_grad: bool = False) -> Tensor:
-    """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
-    return full(_shape_args(shape), 0, dtype=dtype, device=device, requires_grad=requires_grad)
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor that shares memory with the NumPy ``array`` (``torch.from_numpy``): writes to one show in
+    the other; the dtype is kept.
+
+    Raises:
+        TypeError: ``array`` is not a ``numpy.ndarray``.
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor._wrap(array)
 
 
-def ones(*shape: Any, dtype: Any = DEFAULT_FLOAT, device: str = "cpu", requires_grad: bool = False) -> Tensor:
-    """A tensor of ones (float32 unless ``dtype`` says otherwise)."""
-    return full(_shape_args(shape), 1, dtype=dtype, device=device, requires_grad=requires_grad)
+def is_tensor(obj: Any) -> bool:
+    """True for a :class:`Tensor`."""
+    return isinstance(obj, Tensor)
 
 
-def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+def numel(t: Tensor) -> int:
+    """The number of elements of ``t``."""
+    return t.numel()
 
 
-def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
-
-
-def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None,
-           device: str = "cpu") -> Tensor:
-    """``numpy.arange`` as a tensor (int64 for integer arguments, float32 otherwise)."""
-    if stop is None:
-        start, stop = 0, start
+def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value``; the dtype follows the value as in ``torch.full``
+    (bool -> bool, int -> int64, float -> the default dtype) unless given."""
     if dtype is None:
-        is_int = all(float(v).is_integer() and not isinstance(v, float) for v in (start, stop, step))
-        dtype = np.int64 if is_int else DEFAULT_FLOAT
-    return Tensor(np.arange(start, stop, step, dtype=dtype), device=device)
+        if isinstance(fill_value, (bool, np.bool_)):
+            dtype = bool_
+        elif isinstance(fill_value, (int, np.integer)):
+            dtype = int64
+        else:
+            dtype = _defaults.dtype
+    device = normalize_device(device)
+    data = get_array_module(device).full(_shape_args((size,)), fill_value, dtype=_as_dtype(dtype))
+    return Tensor._wrap(data)._requires(requires_grad)
 
 
-def randn(*shape: Any, dtype: Any = DEFAULT_FLOAT, device: str = "cpu", requires_grad: bool = False) -> Tensor:
-    """Standard normal samples from the device's generator (see :func:`manual_seed`)."""
-    data = default_rng(device).standard_normal(_shape_args(shape), dtype=dtype)
-    return Tensor(data, requires_grad=requires_grad)
+def zeros(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros (the default dtype, float32, unless ``dtype`` says otherwise)."""
+    return full(_shape_args(size), 0, dtype=_float_dtype(dtype), device=device, requires_grad=requires_grad)
 
 
-def rand(*shape: Any, dtype: Any = DEFAULT_FLOAT, device: str = "cpu", requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) from the device's generator (see :func:`manual_seed`)."""
-    data = default_rng(device).random(_shape_args(shape), dtype=dtype)
-    return Tensor(data, requires_grad=requires_grad)
+def ones(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+    """A tensor of ones (the default dtype unless ``dtype`` says otherwise)."""
+    return full(_shape_args(size), 1, dtype=_float_dtype(dtype), device=device, requires_grad=requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+    """``torch.empty``; here the values are zeros (PyTorch leaves them undefined)."""
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+    """The (n, m) identity matrix (m = n by default)."""
+    device = normalize_device(device)
+    data = get_array_module(device).eye(n, n if m is None else m, dtype=_float_dtype(dtype))
+    return Tensor._wrap(data)._requires(requires_grad)
+
+
+def _like(t: Tensor, dtype: Any, device: Any) -> tuple[np.dtype, Any]:
+    return (t.dtype if dtype is None else _as_dtype(dtype)), (t.device if device is None else device)
+
+
+def zeros_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Zeros with ``t``'s shape, dtype and device (unless given)."""
+    dtype, device = _like(t, dtype, device)
+    return zeros(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Ones with ``t``'s shape, dtype and device (unless given)."""
+    dtype, device = _like(t, dtype, device)
+    return ones(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(t: Tensor, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """``fill_value`` everywhere, with ``t``'s shape, dtype and device (unless given)."""
+    dtype, device = _like(t, dtype, device)
+    return full(t.shape, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def empty_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Like :func:`zeros_like` (PyTorch leaves the values undefined)."""
+    return zeros_like(t, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None,
+           device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+    """``torch.arange``: ``[start, end)`` by ``step`` (int64 for integer arguments, the default dtype otherwise)."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        is_int = all(float(v).is_integer() and not isinstance(v, float) for v in (start, end, step))
+        dtype = int64 if is_int else _defaults.dtype
+    return Tensor(np.arange(start, end, step, dtype=_as_dtype(dtype)), device=device, requires_grad=requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None, device: Any = "cpu",
+             requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (the default dtype unless given)."""
+    return Tensor(np.linspace(start, end, int(steps)), dtype=_float_dtype(dtype), device=device,
+                  requires_grad=requires_grad)
+
+
+def randn(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False,
+          generator: Any = None) -> Tensor:
+    """Standard normal samples from the device's generator (see :func:`manual_seed`), or from ``generator``."""
+    rng = default_rng(device) if generator is None else generator
+    data = rng.standard_normal(_shape_args(size), dtype=_float_dtype(dtype))
+    return Tensor._wrap(data)._requires(requires_grad)
+
+
+def rand(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False,
+         generator: Any = None) -> Tensor:
+    """Uniform samples in [0, 1) from the device's generator (see :func:`manual_seed`), or from ``generator``."""
+    rng = default_rng(device) if generator is None else generator
+    data = rng.random(_shape_args(size), dtype=_float_dtype(dtype))
+    return Tensor._wrap(data)._requires(requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Any = None, dtype: Any = None, device: Any = "cpu",
+            generator: Any = None, requires_grad: bool = False) -> Tensor:
+    """``torch.randint(low=0, high, size)``: integers uniform in ``[low, high)`` (int64 unless given).
+
+    Raises:
+        TypeError: no ``size``.
+    """
+    if size is None:  # randint(high, size)
+        if high is None or not isinstance(high, (tuple, list)):
+            raise TypeError("randint: expected randint(low=0, high, size)")
+        low, high, size = 0, low, high
+    rng = default_rng(device) if generator is None else generator
+    data = rng.integers(low, high, size=_shape_args((size,)), dtype=np.int64)
+    return Tensor(data, dtype=int64 if dtype is None else dtype, device=device)
+
+
+def randn_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples with ``t``'s shape, dtype and device (unless given)."""
+    dtype, device = _like(t, dtype, device)
+    return randn(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def rand_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform [0, 1) samples with ``t``'s shape, dtype and device (unless given)."""
+    dtype, device = _like(t, dtype, device)
+    return rand(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def randperm(n: int, dtype: Any = None, device: Any = "cpu", generator: Any = None) -> Tensor:
+    """A random permutation of ``0..n-1`` (int64) from the CPU generator (see :func:`manual_seed`)."""
+    rng = default_rng("cpu") if generator is None else generator
+    return Tensor(rng.permutation(int(n)).astype(np.int64), dtype=dtype, device=device)
 
 
 from tinygrad_rnn import ops as _ops  # noqa: E402  (ops builds on Function and Tensor above)
