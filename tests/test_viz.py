@@ -13,8 +13,8 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import nn
 from tinygrad_rnn.viz import render, to_dot
 
-NODE = re.compile(r'^\s*(\w+) \[label="((?:[^"\\]|\\.)*)"', re.M)
-EDGE = re.compile(r'^\s*(\w+) -> (\w+)(?: \[label="((?:[^"\\]|\\.)*)")?', re.M)
+NODE = re.compile(r'^\s*(\w+) \[label="((?:[^"\\]|\\.)*)"', re.MULTILINE)
+EDGE = re.compile(r'^\s*(\w+) -> (\w+)(?: \[label="((?:[^"\\]|\\.)*)")?', re.MULTILINE)
 
 
 def parse(dot: str) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
@@ -189,3 +189,19 @@ def test_render_says_how_to_get_graphviz(tmp_path, monkeypatch) -> None:
     with pytest.raises(RuntimeError, match="apt-get install graphviz"):
         render(dot, tmp_path / "g.svg")
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_steps_mode_draws_every_step_in_its_own_box() -> None:
+    U = tg.tensor(np.ones((4, 3)), requires_grad=True)
+    W = tg.tensor(np.eye(4), requires_grad=True)
+    S = tg.tensor(np.zeros(4))
+    for _ in range(3):  # the article's S_t = U I_t + W S_{t-1}
+        S = U @ tg.tensor(np.ones(3)) + W @ S
+    dot = to_dot(S, names={"U": U, "W": W}, collapse="steps")
+    for t in (1, 2, 3):
+        assert f'label="step {t} of 3"' in dot
+    nodes, edges = parse(dot)
+    assert len(by_label(nodes, "matmul")) == 6 and len(by_label(nodes, "input")) == 4  # I_1..I_3 and S_0
+    assert not any("t−1" in label for _, _, label in edges)  # nothing folded, nothing merged
+    with pytest.raises(ValueError, match="collapse"):
+        to_dot(S, collapse="yes")

@@ -270,7 +270,7 @@ def _names(module: Any, names: Mapping[str, Tensor] | None) -> dict[int, str]:
 
 
 def to_dot(tensor: Tensor | Sequence[Tensor], module: Any = None, show_grads: bool = False,
-           collapse: bool | None = None, names: Mapping[str, Tensor] | None = None, rankdir: str = "TB",
+           collapse: bool | str | None = None, names: Mapping[str, Tensor] | None = None, rankdir: str = "TB",
            min_repeats: int = 3, max_period: int = 64) -> str:
     """The graph behind ``tensor`` as Graphviz DOT text.
 
@@ -289,8 +289,9 @@ def to_dot(tensor: Tensor | Sequence[Tensor], module: Any = None, show_grads: bo
         show_grads: add each leaf's gradient (shape and Euclidean norm) after ``backward()``, and the
             gradient of every tensor that called ``retain_grad()``. The graph must still exist: call
             ``backward(retain_graph=True)`` first.
-        collapse: fold repeated time steps (see the module docstring); None folds only tapes with more than
-            :data:`AUTO_COLLAPSE_OPS` ops.
+        collapse: True folds repeated time steps onto one drawn step (see the module docstring); False
+            draws every op as it is; ``"steps"`` draws every op too, each time step in its own box
+            ("step 2 of 3"); None (default) folds only tapes with more than :data:`AUTO_COLLAPSE_OPS` ops.
         names: extra leaf names, name → Tensor (they win over the module's).
         rankdir: Graphviz's layout direction, ``"TB"`` (top to bottom) or ``"LR"``.
         min_repeats: the fewest identical consecutive steps worth folding.
@@ -302,7 +303,8 @@ def to_dot(tensor: Tensor | Sequence[Tensor], module: Any = None, show_grads: bo
     Raises:
         RuntimeError: the graph was released by ``backward()`` (see ``retain_graph``).
         TypeError: ``tensor`` is not a Tensor or a sequence of them; ``module``/``names`` of the wrong kind.
-        ValueError: ``rankdir`` is not one of TB, LR, BT, RL; ``min_repeats`` < 2 or ``max_period`` < 1.
+        ValueError: ``rankdir`` is not one of TB, LR, BT, RL; ``collapse`` is not one of None, True, False,
+            "steps"; ``min_repeats`` < 2 or ``max_period`` < 1.
     """
     roots = _as_roots(tensor)
     if rankdir not in ("TB", "LR", "BT", "RL"):
@@ -311,18 +313,21 @@ def to_dot(tensor: Tensor | Sequence[Tensor], module: Any = None, show_grads: bo
         raise ValueError(f"to_dot: need min_repeats >= 2 and max_period >= 1, got {min_repeats} and {max_period}")
     leaf_names = _names(module, names)
     funcs = _collect(roots)
+    if collapse not in (None, True, False, "steps"):
+        raise ValueError(f"to_dot: collapse must be None, True, False or 'steps', got {collapse!r}")
     if collapse is None:
         collapse = len(funcs) > AUTO_COLLAPSE_OPS
     runs = _fold(funcs, min_repeats, max_period) if collapse and funcs else []
-    return _Drawing(funcs, roots, runs, leaf_names, show_grads).dot(rankdir)
+    return _Drawing(funcs, roots, runs, leaf_names, show_grads, boxes=collapse == "steps").dot(rankdir)
 
 
 class _Drawing:
     """The nodes and edges drawn for a tape, after folding ``runs`` onto their first block."""
 
     def __init__(self, funcs: list[Function], roots: list[Tensor], runs: list[_Run], leaf_names: dict[int, str],
-                 show_grads: bool):
+                 show_grads: bool, boxes: bool = False):
         self.funcs, self.runs, self.leaf_names, self.show_grads = funcs, runs, leaf_names, show_grads
+        self.boxes = boxes  # draw every step in its own box instead of folding them onto one
         self.pos = {id(fn): i for i, fn in enumerate(funcs)}
         # where[i]: (run, block) of the op at position i when it is folded; rep[i]: the op drawn for it
         self.where: list[tuple[int, int] | None] = [None] * len(funcs)
@@ -330,7 +335,8 @@ class _Drawing:
         for r, run in enumerate(runs):
             for i in range(run.start, run.start + run.period * run.count):
                 self.where[i] = (r, (i - run.start) // run.period)
-                self.rep[i] = run.start + (i - run.start) % run.period
+                if not boxes:
+                    self.rep[i] = run.start + (i - run.start) % run.period
 
         # leaves, in order of first use, and where they are used
         self.leaves: dict[int, Tensor] = {}
@@ -360,7 +366,7 @@ class _Drawing:
         self.leaf_rep = {k: k for k in self.leaves}
         for i, fn in enumerate(funcs):
             w = self.where[i]
-            if w is None or w[1] == 0:
+            if w is None or w[1] == 0 or boxes:
                 continue
             run = runs[w[0]]
             offset = (i - run.start) % run.period
@@ -420,7 +426,7 @@ class _Drawing:
         """Every recorded input, mapped onto the drawn nodes; edges that map onto one are merged."""
         merged: dict[tuple[str, str, str], list[tuple[Any, Any, int | None]]] = {}
         for i, fn in enumerate(self.funcs):
-            dst_where = self.where[i]
+            dst_where = None if self.boxes else self.where[i]
             for parent in fn.parents:
                 src, index = _source(parent)
                 if isinstance(src, Tensor):
@@ -429,7 +435,7 @@ class _Drawing:
                     src_where = dst_where if id(src) in self.home else None
                 else:
                     j = self.pos[id(src)]
-                    name, src_where = f"op{self.rep[j]}", self.where[j]
+                    name, src_where = f"op{self.rep[j]}", None if self.boxes else self.where[j]
                 if src_where is not None and dst_where is not None and src_where[0] == dst_where[0]:
                     delta = dst_where[1] - src_where[1]
                     kind = "plain" if delta == 0 else f"rec{delta}"
@@ -452,7 +458,7 @@ class _Drawing:
             elif kind.startswith("rec"):
                 delta = int(kind[3:])
                 label = " ".join(filter(None, [tag, "t−1 → t" if delta == 1 else f"t−{delta} → t"]))
-                attrs.append('style=dashed, color="#b45309", fontcolor="#b45309"')
+                attrs.append('style=dashed, color="#b45309", fontcolor="#b45309", constraint=false')
             elif kind == "in":
                 indices = [ix for _, _, ix in hits if ix is not None]
                 blocks = {d[1] for _, d, _ in hits}
@@ -489,7 +495,19 @@ class _Drawing:
                  '  node [fontname="Helvetica", fontsize=10, height=0.3];',
                  '  edge [fontname="Helvetica", fontsize=9, arrowsize=0.6];']
         inside: set[int] = set()
-        for r, run in enumerate(self.runs):
+        for r, run in enumerate(self.runs if self.boxes else ()):
+            for b in range(run.count):
+                lines.append(f"  subgraph cluster_step{r}_{b} {{")
+                lines.append(f"    label={_quote(f'step {b + 1} of {run.count}')};")
+                lines.append('    style="dashed,rounded"; color="#6b7280"; fontsize=11;')
+                for k in self.leaf_ids:
+                    if self.home.get(k) == (r, b):
+                        lines.append(self.leaf_line(k, "    "))
+                        inside.add(k)
+                start = run.start + b * run.period
+                lines.extend(self.op_line(i, "    ") for i in range(start, start + run.period))
+                lines.append("  }")
+        for r, run in enumerate(() if self.boxes else self.runs):
             lines.append(f"  subgraph cluster_step{r} {{")
             lines.append(f"    label={_quote(f'one time step, × {run.count} (steps 2–{run.count} repeat it)')};")
             lines.append('    style="dashed,rounded"; color="#6b7280"; fontsize=11;')
@@ -552,6 +570,9 @@ def render(dot_or_tensor: str | Tensor | Sequence[Tensor], path: str | os.PathLi
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(image)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
