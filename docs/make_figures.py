@@ -57,7 +57,7 @@ def figures() -> dict[str, str]:
     out["gru_step"] = to_dot(output.sum(), module=gru, collapse=True)
 
     a = tg.tensor([[1.0, 2.0]], requires_grad=True)
-    w = tg.tensor([[0.5], [-0.25]], requires_grad=True)
+    w = tg.tensor([[0.5], [0.25]], requires_grad=True)
     y = (a @ w).tanh()
     y.retain_grad()
     loss = (y * y).sum()
