@@ -64,11 +64,101 @@ def figures() -> dict[str, str]:
     loss.backward(retain_graph=True)
     out["tape_grads"] = to_dot(loss, names={"a": a, "w": w}, show_grads=True, rankdir="LR")
 
-    try:  # the captured replay program, when tinygrad_rnn.capture exists
-        from tinygrad_rnn import capture  # noqa: F401
-    except ImportError:
-        pass
+    out["capture_program"] = captured_program()
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The replay program of tinygrad_rnn.capture
+# --------------------------------------------------------------------------------------------------
+
+
+def _call_name(instr) -> str:
+    fn = instr.fn
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", type(fn).__name__)
+    if name == "_generic_fwd":  # an op without a lowering: its own forward, copied into the out buffer
+        return f"{instr.args[0].__name__.lower()}.forward"
+    if name.startswith("_generic_bwd"):
+        return "generic backward"
+    if name in ("_acc_leaf", "_acc_arg"):
+        return "accumulate .grad"
+    return name.strip("_").removesuffix("_out")
+
+
+def captured_program() -> str:
+    """The flat program that ``tinygrad_rnn.capture`` replays for two steps of the article's RNN (tanh form)
+    and a squared loss, drawn as DOT: one node per backend call in execution order, and an edge from the
+    call that last wrote a buffer to each call that reads it.
+
+    This reads the recorder's internals (``Captured._programs``, the instructions' ``fn``/``args``, the slots'
+    ``kind``/``root()``), which are not public API: it documents today's program, and fails loudly if they
+    change.
+    """
+    from tinygrad_rnn.capture import capture
+
+    rng = np.random.default_rng(0)
+    U = tg.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    W = tg.tensor(rng.standard_normal((4, 4)), requires_grad=True)
+
+    @capture
+    def train_step(I):  # S_t = tanh(U I_t + W S_{t-1}), L = ‖S_2‖²
+        S = tg.zeros(4, 1, dtype=np.float64)
+        for t in range(2):
+            S = (U @ I[t] + W @ S).tanh()
+        loss = (S * S).sum()
+        loss.backward()
+        return loss
+
+    I = tg.tensor(rng.standard_normal((2, 3, 1)))
+    train_step(I)  # records
+    train_step(I)  # replays
+    [program] = list(train_step._programs.values())
+    names = {id(U): "U", id(W): "W"}
+    lines = ["digraph program {",
+             '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, nodesep=0.2, ranksep=0.25];',
+             '  node [fontname="Helvetica", fontsize=10, height=0.3, shape=box, style="rounded"];',
+             '  edge [fontname="Helvetica", fontsize=9, arrowsize=0.6];']
+    writer: dict[int, str] = {}  # root slot id -> the node that last wrote it
+    inputs: dict[int, str] = {}
+
+    def source(slot) -> str | None:
+        root = slot.root()
+        if root.kind == "buf":
+            return writer.get(root.id)
+        if root.kind in ("param", "arg"):
+            if root.id not in inputs:
+                label = names.get(id(root.ref), "leaf") if root.kind == "param" else "argument I"
+                node = f"in{len(inputs)}"
+                inputs[root.id] = node
+                lines.append(f'  {node} [label="{label}\\n{root.shape}", style="filled", fillcolor="#dbeafe"];')
+            return inputs[root.id]
+        return None  # a constant made at the recording
+
+    for i, instr in enumerate(program.instrs):
+        slots = [a for a in instr.args if type(a).__name__ == "_Slot"]
+        name = _call_name(instr)
+        node = f"call{i}"
+        out = slots[-1] if slots and name != "accumulate .grad" else None
+        shape = f"\\n→ {out.shape}" if out is not None else ""
+        lines.append(f'  {node} [label="{i}: {name}{shape}"];')
+        reads: dict[str, int] = {}
+        for s in (slots[:-1] if out is not None else slots):
+            src = source(s)
+            if src is not None:
+                reads[src] = reads.get(src, 0) + 1
+        for src, count in reads.items():
+            lines.append(f"  {src} -> {node}" + (f' [label="×{count}"]' if count > 1 else "") + ";")
+        if name == "accumulate .grad":
+            target = next(a for a in instr.args if isinstance(a, tg.Tensor))
+            lines.append(f'  grad{i} [label="{names.get(id(target), "leaf")}.grad", style="filled", '
+                         'fillcolor="#fef3c7"];')
+            lines.append(f"  {node} -> grad{i};")
+        if out is not None:
+            writer[out.root().id] = node
+        if i:
+            lines.append(f'  call{i - 1} -> {node} [style=invis, weight=10];')  # keep execution order
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
