@@ -9,8 +9,19 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tg
-from tinygrad_rnn.utils.data import (BatchSampler, ConcatDataset, DataLoader, Dataset, IterableDataset, RandomSampler,
-                                     SequentialSampler, Subset, TensorDataset, default_collate, random_split)
+from tinygrad_rnn.utils.data import (
+    BatchSampler,
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+    TensorDataset,
+    default_collate,
+    random_split,
+)
 
 
 def as_numpy(x):
@@ -80,7 +91,7 @@ def test_tensor_dataset_batches_equal_torchs():
 
 
 def test_default_collate_matches_torchs_on_samples_of_every_kind():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from torch.utils.data import default_collate as torch_collate
 
     Point = namedtuple("Point", "a b")
@@ -155,6 +166,9 @@ def test_random_split_sizes_match_torch_and_subsets_partition():
         random_split(data, [3, 3])
     first = random_split(data, [5, 5], generator=np.random.default_rng(1))[0].indices
     assert first == random_split(data, [5, 5], generator=np.random.default_rng(1))[0].indices
+    assert first == random_split(data, [5, 5], generator=1)[0].indices  # an int seed
+    with pytest.raises(TypeError, match="generator"):
+        random_split(data, [5, 5], generator="seed")
     sub = Subset(data, [4, 2])
     assert len(sub) == 2 and int(sub[1][0].item()) == 2
     both = ConcatDataset([sub, data])

@@ -36,14 +36,15 @@ import pickle
 import re
 import tempfile
 from collections import OrderedDict
-from typing import Any, BinaryIO, Mapping
+from collections.abc import Mapping
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from tinygrad_rnn.backend import get_array_module, is_torch_tensor, normalize_device, to_device, to_numpy
 from tinygrad_rnn.tensor import Tensor
 
-__all__ = ["save", "load", "as_array", "read_metadata", "CheckpointError", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "as_array", "load", "read_metadata", "save"]
 
 FORMAT_VERSION = 1
 _MANIFEST = "__tinygrad_rnn__"
@@ -167,7 +168,7 @@ class _Encoder:
             key = self.store(t.array)
         except _NeedsPickle:  # pragma: no cover - tensors hold numbers only
             return self.pickle(t)
-        from tinygrad_rnn.nn.module import Parameter  # noqa: PLC0415 - nn builds on this module
+        from tinygrad_rnn.nn.module import Parameter  # here: nn builds on this module
 
         return {"type": "tensor", "array": key, "device": t.device, "requires_grad": bool(t.requires_grad),
                 "parameter": isinstance(t, Parameter)}
@@ -404,7 +405,7 @@ class _Decoder:
                     f"load: {self.name} holds a pickled {n.get('class', 'object')}; weights_only=True (the default) "
                     "reads only tensors, arrays, numbers, strings and containers. If you trust the file's source, "
                     "load it with weights_only=False (unpickling can run arbitrary code).")
-            return pickle.loads(self.array(n["array"]).tobytes())  # noqa: S301 - opt-in, documented as unsafe
+            return pickle.loads(self.array(n["array"]).tobytes())  # opt-in, documented as unsafe
         raise CheckpointError(f"load: {self.name} is corrupted or newer: unknown entry type {kind!r}")
 
     def key(self, n: Any) -> Any:
@@ -412,7 +413,7 @@ class _Decoder:
         return tuple(value) if isinstance(value, list) else value
 
     def tensor(self, n: Any) -> Tensor:
-        from tinygrad_rnn.nn.module import Parameter  # noqa: PLC0415 - nn builds on this module
+        from tinygrad_rnn.nn.module import Parameter  # here: nn builds on this module
 
         array = self.backend_array(n["array"], n.get("device", "cpu"))
         placeholder = np.zeros(0, dtype=array.dtype)

@@ -437,7 +437,7 @@ class Module:
             target = own[name]
             try:
                 array = serialization.as_array(value)
-            except Exception as exc:  # anything numpy.asarray rejects: report it with the rest
+            except Exception as exc:  # noqa: BLE001 - anything numpy.asarray rejects: reported with the rest
                 bad.append(f"{name}: cannot convert {type(value).__name__} to an array ({exc})")
                 continue
             if tuple(array.shape) != tuple(target.shape):
@@ -450,7 +450,7 @@ class Module:
             try:
                 moved = to_device(array, target.device)
                 new = get_array_module(moved).array(moved, dtype=target.dtype, copy=True)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a device or cast failure: reported with the rest
                 bad.append(f"{name}: cannot move to {target.device} as {target.dtype} ({exc})")
                 continue
             converted.append((target, new))
@@ -472,7 +472,7 @@ class Module:
         configuration (its class and repr) in the checkpoint's metadata."""
         serialization.save(self.state_dict(), path, metadata={"module": type(self).__name__, "repr": repr(self)})
 
-    def load(self, path: str | os.PathLike[str], strict: bool = True) -> "Module":
+    def load(self, path: str | os.PathLike[str], strict: bool = True) -> Module:
         """Load parameters from a file written by :meth:`save` (or ``tinygrad_rnn.save(state_dict)``); returns self.
 
         Raises:

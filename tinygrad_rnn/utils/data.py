@@ -2,7 +2,7 @@
 ``random_split``, samplers and ``DataLoader`` with PyTorch's ``default_collate``.
 
 Randomness (``shuffle=True``, ``RandomSampler``, ``random_split``) comes from the project's generator
-(:func:`tinygrad_rnn.manual_seed`) unless a ``numpy.random.Generator`` is passed as ``generator``, so a seeded run
+(:func:`tinygrad_rnn.manual_seed`) unless ``generator`` is given (a ``numpy.random.Generator`` or an int seed), so a seeded run
 draws the same batches every time. Batches are built in the calling process: ``num_workers`` must be 0 (worker
 processes are not supported; the loader raises ``ValueError`` otherwise).
 """
@@ -10,27 +10,44 @@ processes are not supported; the loader raises ``ValueError`` otherwise).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from tinygrad_rnn import ops
 from tinygrad_rnn.tensor import OpError, Tensor, default_rng, tensor
 
-__all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "Sampler",
-           "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "BatchSampler", "DataLoader",
-           "default_collate", "default_convert"]
+__all__ = [
+    "BatchSampler",
+    "ConcatDataset",
+    "DataLoader",
+    "Dataset",
+    "IterableDataset",
+    "RandomSampler",
+    "Sampler",
+    "SequentialSampler",
+    "Subset",
+    "SubsetRandomSampler",
+    "TensorDataset",
+    "default_collate",
+    "default_convert",
+    "random_split",
+]
 
 T_co = TypeVar("T_co", covariant=True)
 
 
 def _generator(generator: Any) -> Any:
-    """The generator to draw from: the one given (a ``numpy.random.Generator``), else the project's."""
+    """The generator to draw from: the project's (None), a ``numpy.random.Generator`` (or anything with its
+    ``permutation``/``integers`` methods), or a fresh ``numpy.random.default_rng(seed)`` for an int seed."""
     if generator is None:
         return default_rng("cpu")
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"generator must be a numpy.random.Generator or None, got {type(generator).__name__}")
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        return np.random.default_rng(int(generator))
+    if not (hasattr(generator, "permutation") and hasattr(generator, "integers")):
+        raise TypeError(f"generator must be a numpy.random.Generator, an int seed or None, "
+                        f"got {type(generator).__name__}")
     return generator
 
 
@@ -40,7 +57,7 @@ class Dataset(Generic[T_co]):
     def __getitem__(self, index: int) -> T_co:
         raise NotImplementedError(f"{type(self).__name__} does not implement __getitem__")
 
-    def __add__(self, other: "Dataset[T_co]") -> "ConcatDataset[T_co]":
+    def __add__(self, other: Dataset[T_co]) -> ConcatDataset[T_co]:
         return ConcatDataset([self, other])
 
 
@@ -125,7 +142,7 @@ def random_split(dataset: Dataset[T_co], lengths: Sequence[int | float], generat
     n = len(dataset)
     lengths = list(lengths)
     if lengths and all(isinstance(x, float) for x in lengths) and math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
-        counts = [int(math.floor(n * f)) for f in lengths]
+        counts = [math.floor(n * f) for f in lengths]
         for i in range(n - sum(counts)):
             counts[i % len(counts)] += 1
         lengths = counts

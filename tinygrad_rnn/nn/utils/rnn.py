@@ -11,7 +11,8 @@ sequence still running, and so on; ``batch_sizes[t]`` is how many sequences run 
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +20,15 @@ from tinygrad_rnn import ops
 from tinygrad_rnn.backend import to_device, to_numpy
 from tinygrad_rnn.tensor import OpError, Tensor, full, tensor
 
-__all__ = ["PackedSequence", "pad_sequence", "pack_padded_sequence", "pad_packed_sequence", "pack_sequence",
-           "unpad_sequence", "unpack_sequence"]
+__all__ = [
+    "PackedSequence",
+    "pack_padded_sequence",
+    "pack_sequence",
+    "pad_packed_sequence",
+    "pad_sequence",
+    "unpack_sequence",
+    "unpad_sequence",
+]
 
 
 def _int_array(name: str, value: Any) -> np.ndarray:
@@ -53,7 +61,7 @@ class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorte
     __slots__ = ()
 
     def __new__(cls, data: Tensor, batch_sizes: Any = None, sorted_indices: Any = None,
-                unsorted_indices: Any = None) -> "PackedSequence":
+                unsorted_indices: Any = None) -> PackedSequence:
         if unsorted_indices is None and sorted_indices is not None:
             order = _int_array("PackedSequence", sorted_indices)
             inverse = np.empty_like(order)
@@ -61,7 +69,7 @@ class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorte
             unsorted_indices = _index_tensor(inverse)
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
-    def to(self, *args: Any, **kwargs: Any) -> "PackedSequence":
+    def to(self, *args: Any, **kwargs: Any) -> PackedSequence:
         """The same packing with ``data`` moved/cast by ``Tensor.to`` (the index tensors stay on the CPU)."""
         return type(self)(self.data.to(*args, **kwargs), self.batch_sizes, self.sorted_indices,
                           self.unsorted_indices)
@@ -116,7 +124,7 @@ def pad_sequence(sequences: Sequence[Tensor], batch_first: bool = False, padding
     return ops.stack(padded, 0 if batch_first else 1)
 
 
-def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,  # noqa: A002 - PyTorch's name
+def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
                          enforce_sorted: bool = True) -> PackedSequence:
     """Pack a padded batch (T, B, *) (``(B, T, *)`` with ``batch_first``) of sequences with the given lengths.
 
@@ -133,7 +141,7 @@ def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
         OpError: lengths of the wrong count, outside [1, T], or unsorted with ``enforce_sorted=True``.
     """
     if not isinstance(input, Tensor):
-        input = _as_tensor("pack_padded_sequence", input)  # noqa: A001
+        input = _as_tensor("pack_padded_sequence", input)
     if input.ndim < 2:
         raise OpError(f"pack_padded_sequence: expected input (T, B, *) or (B, T, *), got shape {tuple(input.shape)}")
     lens = _int_array("pack_padded_sequence: lengths", lengths)
