@@ -455,12 +455,13 @@ class MainJob:
         self.y_np = rng.integers(0, V, (c["T"], c["B"]))
         self.x, self.y = tg.tensor(self.x_np), tg.tensor(self.y_np.reshape(-1))
         self.models = {}
-        for kind in ("eager", "captured"):
+        for kind in ("eager", "captured", "fast"):
             tg.manual_seed(0)
             mods = [nn.Embedding(V, c["E"]), LAYERS[cell](c["E"], c["H"]), nn.Linear(c["H"], V)]
             params = [p for m in mods for p in m.parameters()]
             self.models[kind] = (mods, params, tg.optim.Adam(params, lr=c["lr"]))
-        self.step_fn = {"eager": self._make_step("eager"), "captured": tg.capture(self._make_step("captured"))}
+        self.step_fn = {"eager": self._make_step("eager"), "captured": tg.capture(self._make_step("captured")),
+                        "fast": tg.capture(self._make_step("fast"), fast_sigmoid=True)}
         self.torch = None
         if use_torch and torch is not None:
             kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
@@ -498,6 +499,10 @@ class MainJob:
     def captured_step(self) -> Any:
         return self.step("captured")
 
+    def fast_step(self) -> Any:
+        """Captured with the opt-in ``fast_sigmoid`` (not bitwise: see tinygrad_rnn.capture)."""
+        return self.step("fast")
+
     def torch_step(self) -> Any:
         (embed, rnn, head), params, opt = self.torch
         opt.zero_grad(set_to_none=True)
@@ -514,17 +519,19 @@ def main_job(cells: list[str], warmup: int, repeats: int, use_torch: bool) -> li
     rows = []
     for cell in cells:
         job = MainJob(cell, use_torch)
-        losses = {"eager": [], "captured": [], "torch": []}
-        for _ in range(3):  # equal steps: captured == eager bitwise (same Adam), torch close
+        losses = {"eager": [], "captured": [], "fast": [], "torch": []}
+        for _ in range(3):  # equal steps: captured == eager bitwise (same Adam), fast sigmoid and torch close
             losses["eager"].append(job.eager_step().item())
             losses["captured"].append(job.captured_step().item())
+            losses["fast"].append(job.fast_step().item())
             if job.torch is not None:
                 losses["torch"].append(job.torch_step().item())
         assert losses["eager"] == losses["captured"], f"{cell}: captured {losses['captured']} != eager {losses['eager']}"
-        if losses["torch"]:
-            err = max(abs(a - b) / abs(b) for a, b in zip(losses["eager"], losses["torch"]))
-            assert err < 1e-4, f"{cell}: main job loss differs from PyTorch's by {err:.1e}"
-        fns = {"eager": job.eager_step, "captured": job.captured_step}
+        for other in ("fast", "torch"):
+            if losses[other]:
+                err = max(abs(a - b) / abs(b) for a, b in zip(losses["eager"], losses[other]))
+                assert err < 1e-4, f"{cell}: main job loss of {other} differs from eager's by {err:.1e}"
+        fns = {"eager": job.eager_step, "captured": job.captured_step, "fast": job.fast_step}
         if job.torch is not None:
             fns["torch"] = job.torch_step
         row = {"cell": cell, "V": job.V, **MAIN_JOB, "step": time_interleaved(fns, warmup, repeats)}
@@ -535,15 +542,17 @@ def main_job(cells: list[str], warmup: int, repeats: int, use_torch: bool) -> li
 
 def main_job_table(rows: list[dict]) -> str:
     has_torch = any("torch" in r["step"] for r in rows)
-    head = ["cell", "step eager", "step captured", "captured/eager"]
+    head = ["cell", "step eager", "step captured", "captured/eager", "step captured fast_sigmoid"]
     if has_torch:
-        head += ["step torch", "eager/torch", "captured/torch"]
+        head += ["step torch", "eager/torch", "captured/torch", "fast_sigmoid/torch"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         s = r["step"]
-        cells = [r["cell"].upper(), _ms(s["eager"]), _ms(s["captured"]), f"{s['captured'] / s['eager']:.2f}×"]
+        cells = [r["cell"].upper(), _ms(s["eager"]), _ms(s["captured"]), f"{s['captured'] / s['eager']:.2f}×",
+                 _ms(s["fast"])]
         if has_torch:
-            cells += [_ms(s["torch"]), f"{s['eager'] / s['torch']:.2f}×", f"{s['captured'] / s['torch']:.2f}×"]
+            cells += [_ms(s["torch"]), f"{s['eager'] / s['torch']:.2f}×", f"{s['captured'] / s['torch']:.2f}×",
+                      f"{s['fast'] / s['torch']:.2f}×"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

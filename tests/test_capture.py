@@ -380,3 +380,30 @@ def test_values_read_by_value_warn_after_many_recordings():
         for k in range(4):
             fc.zero_grad()
             assert f(np.full((2, 3), float(k), dtype=np.float32)).item() == fc(tg.full((2, 3), float(k))).sum().item()
+
+
+@pytest.mark.parametrize("dtype, bound", [(np.float32, 2.0**-24), (np.float64, 2.0**-53)])
+def test_fast_sigmoid_is_opt_in_and_within_its_documented_bound(dtype, bound):
+    x_np = np.linspace(-100, 100, 20001).astype(dtype)
+    exact = 1 / (1 + np.exp(-x_np.astype(np.longdouble)))
+    w = tg.tensor(np.ones_like(x_np), requires_grad=True)
+
+    def f(x):
+        y = (x * w).sigmoid()
+        y.sum().backward()
+        return y
+
+    fast, default = capture(f, fast_sigmoid=True), capture(f)
+    x = tg.tensor(x_np)
+    for _ in range(2):  # the recording call is eager; the second call replays
+        w.grad = None
+        y_fast = fast(x).numpy()
+        g_fast = w.grad.numpy()
+        w.grad = None
+        y_default = default(x).numpy()
+        g_default = w.grad.numpy()
+    assert np.array_equal(y_default, f(x).numpy())  # the default stays bitwise
+    assert float(np.max(np.abs(y_fast - exact))) <= bound
+    exact_grad = x_np.astype(np.longdouble) * exact * (1 - exact)
+    assert float(np.max(np.abs(g_fast - exact_grad))) <= 200 * bound  # |x| ≤ 100 scales the error
+    assert not np.array_equal(y_fast, y_default)  # it is a different formula
