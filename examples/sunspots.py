@@ -36,7 +36,17 @@ import time
 import numpy as np
 
 import tinygrad_rnn as tg
-from tinygrad_rnn.cli import example_parser, non_negative_int, positive_float, positive_int, setup, usage_error
+from tinygrad_rnn.cli import (
+    RunCheckpoint,
+    StopRequests,
+    add_checkpoint_options,
+    example_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    setup,
+    usage_error,
+)
 from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 
@@ -105,7 +115,10 @@ def predict(model: Forecaster, x: np.ndarray, device: str) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+SETTINGS = ("cell", "hidden_size", "num_layers", "window", "test_from", "batch_size", "lr", "clip", "seed")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = example_parser(__doc__, out="runs/sunspots")
     p.add_argument("--cell", choices=sorted(CELLS), default="lstm", help="recurrent layer")
     p.add_argument("--data", default=DATA, help="a CSV of year,value rows with a header")
@@ -122,15 +135,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eager", action="store_true",
                    help="run each training step on the tape instead of replaying a captured one (tinygrad_rnn.capture)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    add_checkpoint_options(p, every=25, unit="epochs")
     args = p.parse_args(argv)
     args.device = setup(p, args)
     if not os.path.isfile(args.data):
         p.error(f"--data {args.data}: no such file")
+    args.checkpoint = RunCheckpoint(p, args, argv, "checkpoint.npz", SETTINGS)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    saved = args.checkpoint.load()  # on --resume, also the run's settings
     rng = np.random.default_rng(args.seed)
     device = args.device
 
@@ -152,6 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {args.cell.upper()} hidden {args.hidden_size} x {args.num_layers} layer(s) -> Linear, "
           f"{n_params:,} parameters, on {device}")
 
+    epoch0 = 0
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optim"])
+        rng.bit_generator.state = saved["rng"]
+        epoch0 = saved["epoch"]
+        print(f"resumed from {args.checkpoint.path} after epoch {epoch0}")
+
+    def write_checkpoint(epochs_done: int) -> None:
+        args.checkpoint.save({"model": model.state_dict(), "optim": opt.state_dict(), "epoch": epochs_done,
+                              "rng": rng.bit_generator.state})
+
     def loss_backward(xb: tg.Tensor, yb: tg.Tensor) -> tg.Tensor:
         """Forward, loss and backward of one batch: recorded at its first call, then replayed (tg.capture)."""
         loss = F.mse_loss(model(xb), yb)
@@ -161,26 +190,36 @@ def main(argv: list[str] | None = None) -> int:
     train_step = loss_backward if args.eager else tg.capture(loss_backward)
     bar = None if (tqdm is None or args.no_progress) else tqdm(total=args.epochs, unit="epoch", dynamic_ncols=True)
     started = time.perf_counter()
-    for epoch in range(args.epochs):
-        order = rng.permutation(len(y_train))
-        total = 0.0
-        for start in range(0, len(order), args.batch_size):
-            idx = order[start : start + args.batch_size]
-            xb = tg.Tensor(x_train[idx].astype(np.float32), device=device)
-            yb = tg.Tensor(y_train[idx].astype(np.float32), device=device)
-            opt.zero_grad()
-            loss = train_step(xb, yb)
-            optim.clip_grad_norm_(model.parameters(), args.clip)
-            opt.step()
-            total += loss.item() * len(idx)
-        train_rmse = np.sqrt(total / len(order)) * std
-        if bar is not None:
-            bar.set_postfix(epoch_rmse=f"{train_rmse:.1f}")  # averaged while the weights still moved
-            bar.update(1)
-        elif (epoch + 1) % 50 == 0:
-            print(f"epoch {epoch + 1}: mean train RMSE during the epoch {train_rmse:.1f} sunspots", flush=True)
+    epoch = epoch0
+    with StopRequests() as stop:  # Ctrl-C/SIGTERM: finish the epoch, write the checkpoint, stop
+        while epoch < epoch0 + args.epochs and not stop.requested:
+            order = rng.permutation(len(y_train))
+            total = 0.0
+            for start in range(0, len(order), args.batch_size):
+                idx = order[start : start + args.batch_size]
+                xb = tg.Tensor(x_train[idx].astype(np.float32), device=device)
+                yb = tg.Tensor(y_train[idx].astype(np.float32), device=device)
+                opt.zero_grad()
+                loss = train_step(xb, yb)
+                optim.clip_grad_norm_(model.parameters(), args.clip)
+                opt.step()
+                total += loss.item() * len(idx)
+            train_rmse = np.sqrt(total / len(order)) * std
+            if bar is not None:
+                bar.set_postfix(epoch_rmse=f"{train_rmse:.1f}")  # averaged while the weights still moved
+                bar.update(1)
+            elif (epoch + 1) % 50 == 0:
+                print(f"epoch {epoch + 1}: mean train RMSE during the epoch {train_rmse:.1f} sunspots", flush=True)
+            epoch += 1
+            if args.save_every and (epoch - epoch0) % args.save_every == 0:
+                write_checkpoint(epoch)
     if bar is not None:
         bar.close()
+    write_checkpoint(epoch)
+    if epoch < epoch0 + args.epochs:
+        print(f"\nstopped after epoch {epoch} (Ctrl-C or SIGTERM); checkpoint written to {args.checkpoint.path}.\n"
+              f"Continue with the same options plus: --resume --epochs {epoch0 + args.epochs - epoch}", file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - started
 
     # Everything below in sunspots (undo the normalisation).

@@ -43,7 +43,16 @@ import tokenize
 import numpy as np
 
 import tinygrad_rnn as tg
-from tinygrad_rnn.cli import example_parser, non_negative_int, positive_float, positive_int, setup
+from tinygrad_rnn.cli import (
+    RunCheckpoint,
+    StopRequests,
+    add_checkpoint_options,
+    example_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    setup,
+)
 from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 from tinygrad_rnn.serialization import save
@@ -172,17 +181,33 @@ def predict(model: Tagger, examples: list, batch_size: int, device: str) -> list
     return [preds[id(ex)] for ex in examples]
 
 
-def train(model: Tagger, examples: list, args, device: str, label: str) -> float:
+def train(model: Tagger, examples: list, args, device: str, label: str, run: dict, save_run, stop) -> float | None:
+    """Train on a fixed plan of batches; returns the seconds taken, or None when Ctrl-C/SIGTERM stopped it.
+
+    ``run`` is the run's checkpoint dict: when it holds this model's partial training (``--resume``), training
+    continues from its step with its weights, Adam's moments and losses. ``save_run()`` writes the checkpoint.
+    """
     opt = optim.Adam(model.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     plan = [b for _ in range(args.epochs) for b in batches(examples, args.batch_size, rng)]
     if args.max_steps:
         plan = plan[: args.max_steps]
-    bar = None if (tqdm is None or args.no_progress) else tqdm(total=len(plan), desc=label, unit="batch",
-                                                               dynamic_ncols=True)
-    losses, started = [], time.perf_counter()
-    for step, batch in enumerate(plan):
-        loss = batch_loss(model, batch, device)
+    step0, losses = 0, []
+    if run.get("current") == label:
+        model.load_state_dict(run["model"])
+        opt.load_state_dict(run["optim"])
+        step0, losses = run["step"], list(run["losses"])
+        print(f"{label}: resumed at batch {step0}/{len(plan)}")
+    bar = None if (tqdm is None or args.no_progress) else tqdm(total=len(plan), initial=step0, desc=label,
+                                                               unit="batch", dynamic_ncols=True)
+
+    def checkpoint(step: int) -> None:
+        run.update(current=label, step=step, model=model.state_dict(), optim=opt.state_dict(), losses=losses)
+        save_run()
+
+    started = time.perf_counter()
+    for step in range(step0, len(plan)):
+        loss = batch_loss(model, plan[step], device)
         opt.zero_grad()
         loss.backward()
         optim.clip_grad_norm_(model.parameters(), args.clip)
@@ -193,6 +218,11 @@ def train(model: Tagger, examples: list, args, device: str, label: str) -> float
             bar.update(1)
         elif (step + 1) % 100 == 0:
             print(f"{label} step {step + 1}/{len(plan)}: loss {np.mean(losses[-50:]):.3f}", flush=True)
+        if stop.requested and step + 1 < len(plan):
+            checkpoint(step + 1)
+            return None
+        if args.save_every and (step + 1) % args.save_every == 0:
+            checkpoint(step + 1)
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - started
@@ -225,7 +255,11 @@ def show(ex, preds: dict[str, np.ndarray]) -> str:
     return "\n".join(rows)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+SETTINGS = ("packages", "test_every", "max_len", "max_lines", "embed_size", "hidden_size", "epochs", "max_steps",
+            "batch_size", "lr", "clip", "compare", "seed")  # a resumed run keeps the plan it started with
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = example_parser(__doc__, out="runs/tag_python_tokens")
     p.add_argument("--packages", nargs="+", default=["json", "email", "asyncio"],
                    help="standard-library packages whose *.py files are the data")
@@ -242,13 +276,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compare", action="store_true", help="also train a unidirectional LSTM of the same size")
     p.add_argument("--show", type=non_negative_int, default=6, help="tagged test lines to print")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 100 batches instead)")
+    add_checkpoint_options(p, every=100, unit="batches")
     args = p.parse_args(argv)
     args.device = setup(p, args)
+    args.checkpoint = RunCheckpoint(p, args, argv, "checkpoint.npz", SETTINGS)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    run = args.checkpoint.load() or {"done": {}}  # --resume: the settings come from the checkpoint
     device = args.device
     rng = np.random.default_rng(args.seed)
 
@@ -275,18 +313,34 @@ def main(argv: list[str] | None = None) -> int:
     results = {"majority": {"accuracy": float((test_truth == majority).mean()), "tag": TAG_NAMES[majority]}}
     models = [("bidirectional", True)] + ([("unidirectional", False)] if args.compare else [])
     preds = {}
+    def save_run() -> None:
+        args.checkpoint.save(run)
+
     for label, bidirectional in models:
         tg.manual_seed(args.seed)
         model = Tagger(len(vocab) + 2, args.embed_size, args.hidden_size, bidirectional, device)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"\n{label} LSTM: embed {args.embed_size}, hidden {args.hidden_size} per direction, "
               f"{n_params:,} parameters, on {device}")
-        seconds = train(model, train_ex, args, device, label)
+        if label in run["done"]:  # trained before the run was resumed
+            model.load_state_dict(run["done"][label]["model"])
+            seconds = run["done"][label]["seconds"]
+            print(f"{label}: trained before --resume ({seconds:.1f} s)")
+        else:
+            with StopRequests() as stop:
+                seconds = train(model, train_ex, args, device, label, run, save_run, stop)
+            if seconds is None:
+                print(f"\nstopped (Ctrl-C or SIGTERM); checkpoint written to {args.checkpoint.path}.\n"
+                      "Continue with the same options plus: --resume", file=sys.stderr)
+                return 130
+            run["done"][label] = {"model": model.state_dict(), "seconds": seconds}
+            for key in ("current", "step", "model", "optim", "losses"):
+                run.pop(key, None)
+            save_run()
         preds[label] = predict(model.eval(), test_ex, args.batch_size, device)
         acc, per_tag = accuracy(test_ex, preds[label])
         results[label] = {"accuracy": acc, "per_tag": per_tag, "parameters": n_params, "train_seconds": seconds}
         if bidirectional:
-            os.makedirs(args.out, exist_ok=True)
             save(model.state_dict(), os.path.join(args.out, "tagger.npz"))
 
     print(f"\nper-character accuracy on the held-out files ({len(test_truth):,} characters):")

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,3 +154,52 @@ def test_temperature_zero_samples_greedily(tmp_path, text_file, load_example):
     assert char_lm.main([*args, "--out", str(tmp_path / "a"), "--seed", "1"]) == 0
     assert char_lm.main([*args, "--out", str(tmp_path / "b"), "--seed", "1"]) == 0
     assert (tmp_path / "a" / "sample.txt").read_text() == (tmp_path / "b" / "sample.txt").read_text()
+
+
+class _StopAfter:
+    """Stands in for cli.StopRequests: a stop is requested at the n-th check (as if Ctrl-C came then)."""
+
+    def __init__(self, n: int):
+        self.n, self.checks = n, 0
+
+    @property
+    def requested(self) -> bool:
+        self.checks += 1
+        return self.checks >= self.n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+@pytest.mark.parametrize("stop_at", [3, 9])  # inside the first model's training, inside the second's
+def test_tagger_stopped_and_resumed_equals_an_uninterrupted_run(tmp_path, load_example, monkeypatch, stop_at):
+    tagger = load_example("tag_python_tokens")
+    args = ["--packages", "json", "--max-lines", "200", "--max-steps", "6", "--epochs", "1", "--batch-size", "8",
+            "--embed-size", "4", "--hidden-size", "6", "--compare", "--show", "0", "--no-progress", "--save-every", "2"]
+    assert tagger.main([*args, "--out", str(tmp_path / "whole")]) == 0
+    checks = iter([_StopAfter(stop_at), _StopAfter(stop_at - 6 if stop_at > 6 else 10**9)])
+    monkeypatch.setattr(tagger, "StopRequests", lambda: next(checks))
+    assert tagger.main([*args, "--out", str(tmp_path / "parts")]) == 130
+    monkeypatch.undo()
+    tagger = load_example("tag_python_tokens")
+    assert tagger.main([*args, "--out", str(tmp_path / "parts"), "--resume"]) == 0
+    assert_same_run(arrays(tmp_path / "whole" / "tagger.npz"), arrays(tmp_path / "parts" / "tagger.npz"))
+    whole = (tmp_path / "whole" / "metrics.json").read_text()
+    parts = (tmp_path / "parts" / "metrics.json").read_text()
+    strip = lambda text: re.sub(r'"train_seconds": [0-9.e-]+', "", text)  # noqa: E731
+    assert strip(whole) == strip(parts)
+
+
+def test_sunspots_resumed_forecast_equals_an_uninterrupted_run(tmp_path, load_example):
+    sunspots = load_example("sunspots")
+    args = ["--epochs", "4", "--no-plot", "--no-progress", "--hidden-size", "8", "--save-every", "1"]
+    assert sunspots.main([*args, "--out", str(tmp_path / "whole")]) == 0
+    assert sunspots.main([*args, "--epochs", "1", "--out", str(tmp_path / "parts")]) == 0
+    assert sunspots.main([*args, "--epochs", "3", "--out", str(tmp_path / "parts"), "--resume"]) == 0
+    assert (tmp_path / "whole" / "forecast.csv").read_text() == (tmp_path / "parts" / "forecast.csv").read_text()
+    with pytest.raises(SystemExit) as refused:
+        sunspots.main([*args, "--out", str(tmp_path / "parts"), "--resume", "--hidden-size", "9"])
+    assert refused.value.code == 2

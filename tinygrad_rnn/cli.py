@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from tinygrad_rnn.backend import DeviceError, normalize_device
 from tinygrad_rnn.tensor import manual_seed
 
-__all__ = ["example_parser", "ExampleParser", "usage_error", "setup", "positive_int", "non_negative_int", "positive_float", "set_threads",
+__all__ = ["add_checkpoint_options", "RunCheckpoint", "example_parser", "ExampleParser", "usage_error", "setup", "positive_int", "non_negative_int", "positive_float", "set_threads",
            "StopRequests", "explicit_options"]
 
 DEFAULT_THREADS = 1
@@ -159,3 +159,68 @@ class StopRequests:
     def __exit__(self, *exc: Any) -> None:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
+
+
+def add_checkpoint_options(parser: argparse.ArgumentParser, *, every: int, unit: str) -> None:
+    """``--save-every N`` (``unit``s), ``--resume`` and ``--overwrite``, with the same meaning everywhere."""
+    group = parser.add_argument_group("checkpoints")
+    group.add_argument("--save-every", type=non_negative_int, default=every,
+                       help=f"write the checkpoint every N {unit} (0: only at the end and on Ctrl-C/SIGTERM)")
+    group.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
+    group.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
+
+
+class RunCheckpoint:
+    """A training run's checkpoint file, with the resume rules every example shares.
+
+    * Without ``--resume`` an existing checkpoint is never replaced silently (``--overwrite`` says to).
+    * With ``--resume``, the ``settings`` (option names) come from the checkpoint; one the user typed with
+      another value is refused, naming both values. A checkpoint of another format is refused.
+    * :meth:`save` writes atomically with :func:`tinygrad_rnn.save` (any nesting of state dicts, arrays and
+      numbers) and adds the format and the settings; a write error is one line, not a traceback.
+    """
+
+    def __init__(self, parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str], name: str,
+                 settings: tuple[str, ...], fmt: int = 1):
+        self.prog, self.args, self.settings, self.format = parser.prog, args, settings, fmt
+        self.path = os.path.join(args.out, name)
+        self.typed = explicit_options(parser, argv)
+        if not args.resume and os.path.exists(self.path) and not args.overwrite:
+            usage_error(self.prog, f"{self.path} exists; pass --resume to continue that run, --overwrite to "
+                                   "replace it, or another --out")
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved run when resuming (after adopting its settings into ``args``), else None."""
+        from tinygrad_rnn.serialization import load
+
+        if not self.args.resume:
+            return None
+        if not os.path.exists(self.path):
+            usage_error(self.prog, f"--resume: no checkpoint at {self.path}")
+        try:
+            saved = load(self.path)
+        except Exception as exc:  # a truncated or foreign file
+            usage_error(self.prog, f"--resume: cannot read {self.path}: {exc}")
+        version = saved.get("format") if isinstance(saved, dict) else None
+        if version != self.format:
+            usage_error(self.prog, f"--resume: {self.path} has checkpoint format {version}, this script reads "
+                                   f"format {self.format}; start a new run with another --out")
+        for name in self.settings:
+            value = saved["settings"][name]
+            if name in self.typed and getattr(self.args, name) != value:
+                flag = "--" + name.replace("_", "-")
+                usage_error(self.prog, f"--resume: {flag} {getattr(self.args, name)} contradicts the checkpoint's "
+                                       f"{flag} {value}; leave it out to continue that run, or use another --out")
+            setattr(self.args, name, value)
+        return saved
+
+    def save(self, run: dict[str, Any]) -> None:
+        """Write ``run`` (a dict of state dicts, arrays, numbers) with the format and the settings."""
+        from tinygrad_rnn.serialization import save
+
+        out = {"format": self.format, "settings": {name: getattr(self.args, name) for name in self.settings}}
+        out.update(run)
+        try:
+            save(out, self.path)
+        except OSError as exc:
+            raise SystemExit(f"{self.prog}: cannot write the checkpoint {self.path}: {exc}") from None
