@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 import importlib.util
 import os
 import pkgutil
@@ -60,6 +61,12 @@ def test_page_code_runs_and_shows_its_output(page: Path, tmp_path: Path, monkeyp
                 exec(compile(code, f"{name}:{line}", "exec"), namespace)  # noqa: S102 - the page's own code
             except Exception as exc:  # noqa: BLE001 - reported with the block's place
                 pytest.fail(f"{name}, the python block at line {line} raised {type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("module", ["tinygrad_rnn", "tinygrad_rnn.viz"])
+def test_module_docstring_examples(module: str) -> None:
+    failed, attempted = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert attempted and not failed
 
 
 def test_the_tour_has_code_to_check() -> None:

@@ -13,7 +13,8 @@ stands for. Only blocks whose wiring is exactly alike are folded, so the picture
 
 :func:`render` turns the DOT text into an image with the ``graphviz`` Python package and Graphviz's ``dot``
 program (``pip install "tinygrad_rnn[viz]"`` and e.g. ``apt-get install graphviz``); without them it raises
-an error that says how to get them. Any Graphviz viewer also reads the text of :func:`to_dot` directly.
+an error that says how to get them. Any Graphviz viewer also reads the text of :func:`to_dot` directly, and
+in a notebook ``graphviz.Source(to_dot(t))`` displays it.
 
 >>> import tinygrad_rnn as tg
 >>> from tinygrad_rnn.viz import to_dot
