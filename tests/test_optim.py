@@ -613,3 +613,28 @@ def test_frozen_parameters_are_accepted_and_not_updated():
     opt.step()
     np.testing.assert_array_equal(model.weight.numpy(), weight)
     assert not np.array_equal(model.bias.numpy(), bias)
+
+
+@pytest.mark.parametrize("name,config", [("Adam", {"amsgrad": True}), ("LBFGS", {"history_size": 3, "max_iter": 3})])
+def test_state_dict_survives_save_and_load(tmp_path, name, config):
+    """tg.save/tg.load of ``state_dict()`` (nested dicts, int keys, tuples, None, lists of tensors) resumes exactly."""
+    def run(opt, params, steps):
+        for _ in range(steps):
+            def closure():
+                opt.zero_grad()
+                loss = rosenbrock(params[0], params[1]).sum()
+                loss.backward()
+                return loss
+            opt.step(closure)
+
+    pa = [nn.Parameter(np.array([-1.2])), nn.Parameter(np.array([1.0]))]
+    opt_a = getattr(optim, name)(pa, **config)
+    run(opt_a, pa, 3)
+    tg.save(opt_a.state_dict(), tmp_path / "opt.tg")
+    pb = [nn.Parameter(p.numpy().copy()) for p in pa]
+    opt_b = getattr(optim, name)(pb, **config)
+    opt_b.load_state_dict(tg.load(tmp_path / "opt.tg"))
+    run(opt_a, pa, 2)
+    run(opt_b, pb, 2)
+    for a, b in zip(pa, pb, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
