@@ -33,9 +33,11 @@ gradient first would scale each shard by its own norm, which no single process e
 ``MPI_Allreduce`` call: a model with hundreds of small tensors costs a few calls per step, not hundreds.
 
 **Errors never hang the job.** A rank that dies while the others wait in a collective would leave them
-waiting forever. :func:`init` (called by every function here on first use) therefore installs a
-``sys.excepthook`` that prints the uncaught exception with the rank's number and calls
-``MPI.COMM_WORLD.Abort``: ``mpiexec`` then stops every rank and exits non-zero within seconds.
+waiting forever. This module therefore installs a ``sys.excepthook`` that prints the uncaught exception with
+the rank's number and calls ``MPI.COMM_WORLD.Abort``: ``mpiexec`` then stops every rank and exits non-zero
+within seconds. It is installed when the module is imported in a process that ``mpiexec`` started with more
+than one rank (so an error before the first MPI call is covered too), and by :func:`init` otherwise; a hook
+that was there before still prints the traceback.
 ``sys.exit(code)`` is not an exception Python reports to the hook: on one rank only, call :func:`abort`
 instead (or launch with ``mpiexec -n 2 python -m mpi4py script.py``, which aborts on a non-zero exit too).
 
@@ -55,7 +57,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -80,6 +82,7 @@ __all__ = [
     "allreduce",
     "shard",
     "shard_range",
+    "DistributedSampler",
     "print0",
     "save_on_main",
     "load_on_main",
@@ -136,9 +139,8 @@ def init(comm: Any = None) -> tuple[int, int]:
         node = _world.comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks that share this node's memory
         _world.local_rank = node.Get_rank()
         node.Free()
-        if _world.comm.Get_size() > 1 and _world.previous_excepthook is None:
-            _world.previous_excepthook = sys.excepthook
-            sys.excepthook = _abort_on_uncaught_exception
+        if _world.comm.Get_size() > 1:
+            _install_excepthook()
     return _world.comm.Get_rank(), _world.comm.Get_size()
 
 
@@ -194,11 +196,30 @@ def abort(code: int = 1) -> None:
 
 def _abort_on_uncaught_exception(exc_type: Any, exc: BaseException, tb: Any) -> None:
     """``sys.excepthook`` installed by :func:`init`: report the exception with the rank, then abort the job."""
-    world = _world.comm
+    world = _mpi().COMM_WORLD  # (starts MPI if this rank failed before using it: Abort needs it)
     sys.stderr.write(f"[tinygrad_rnn.distributed] rank {world.Get_rank()} of {world.Get_size()} raised an "
                      "uncaught exception; aborting all ranks\n")
     (_world.previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
     abort(130 if issubclass(exc_type, KeyboardInterrupt) else 1)
+
+
+def _install_excepthook() -> None:
+    if _world.previous_excepthook is None:
+        _world.previous_excepthook = sys.excepthook
+        sys.excepthook = _abort_on_uncaught_exception
+
+
+def _launched_ranks() -> int:
+    """How many ranks ``mpiexec`` started, from the environment it gives them (MPICH/Hydra, Open MPI, MVAPICH)."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+if _launched_ranks() > 1:  # under mpiexec: a rank that fails before its first MPI call must not hang the others
+    _install_excepthook()
 
 
 # ----------------------------------------------------------------------------------------------- buckets
@@ -360,7 +381,7 @@ def allreduce_gradients(parameters: Iterable[Tensor], average: bool = True, weig
     it has no gradient on any rank (so optimizers skip it as they would in one process).
 
     Args:
-        parameters: the Parameters (e.g. ``model.parameters()``), in the same order on every rank.
+        parameters: the Parameters (e.g. ``model.parameters()``, or the Module), in the same order on every rank.
         average: mean (True) or sum (False) over the ranks.
         weight: this rank's weight in the mean (> 0); only with ``average=True``.
         bucket_cap_mb: the largest bucket in MiB.
@@ -374,7 +395,7 @@ def allreduce_gradients(parameters: Iterable[Tensor], average: bool = True, weig
         ValueError: a bad ``weight``, ``bucket_cap_mb`` or ``gpu_backend``, or all weights zero.
         TypeError: an item that is not a Tensor requiring grad.
     """
-    params = list(parameters)
+    params = list(parameters.parameters() if hasattr(parameters, "parameters") else parameters)
     for p in params:
         if not isinstance(p, Tensor) or not p.requires_grad:
             what = f"a Tensor of shape {p.shape} without requires_grad" if isinstance(p, Tensor) else type(p).__name__
@@ -499,6 +520,57 @@ def shard(data: Any, rank: int | None = None, size: int | None = None, dim: int 
         raise ValueError(f"shard: a {type(data).__name__} can only be split along dim 0, got dim={dim}")
     part = shard_range(len(data), rank, size)
     return data[part.start : part.stop]
+
+
+class DistributedSampler:
+    """The indices of a dataset that belong to one rank, as ``torch.utils.data.distributed.DistributedSampler``.
+
+    Every epoch, the indices ``0 .. len(dataset)-1`` are shuffled with ``seed + epoch`` (the same order on every
+    rank), padded by repeating the first ones (or, with ``drop_last``, cut) to a multiple of ``num_replicas``,
+    and rank ``r`` takes every ``num_replicas``-th index starting at ``r``. Iterate it, or pass it as a data
+    loader's ``sampler``; call :meth:`set_epoch` before each epoch for a new order.
+
+    Args:
+        dataset: anything with ``len()``.
+        num_replicas: the number of ranks (default: the world size).
+        rank: this rank (default: this process's rank).
+        shuffle: shuffle every epoch (else in order).
+        seed: the shuffle's seed, the same on every rank.
+        drop_last: drop the tail instead of padding, so no sample is seen twice in an epoch.
+
+    Raises:
+        ValueError: ``rank`` outside ``0 .. num_replicas-1``.
+    """
+
+    def __init__(self, dataset: Any, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+        self.num_replicas = get_world_size() if num_replicas is None else int(num_replicas)
+        self.rank = get_rank() if rank is None else int(rank)
+        if self.num_replicas < 1 or not 0 <= self.rank < self.num_replicas:
+            raise ValueError(f"DistributedSampler: rank must be in 0..{self.num_replicas - 1}, got {self.rank}")
+        self.dataset, self.shuffle, self.seed, self.drop_last, self.epoch = dataset, shuffle, seed, drop_last, 0
+        n = len(dataset)
+        if drop_last:
+            self.num_samples = n // self.num_replicas
+        else:
+            self.num_samples = -(-n // self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def __iter__(self) -> Iterator[int]:
+        n = len(self.dataset)
+        order = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
+        order = order.tolist()
+        if self.total_size > n:  # pad by repeating from the start (as often as needed for tiny datasets)
+            order += (order * (-(-self.total_size // max(n, 1))))[: self.total_size - n]
+        order = order[: self.total_size]
+        return iter(order[self.rank : self.total_size : self.num_replicas])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order of ``epoch`` (with ``shuffle``): call it at the start of every epoch, on every rank."""
+        self.epoch = int(epoch)
 
 
 # ----------------------------------------------------------------------------------------------- rank 0 only
