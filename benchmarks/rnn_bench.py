@@ -84,6 +84,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
 from tinygrad_rnn.backend import get_array_module
+from tinygrad_rnn.numerics import sigmoid  # the overflow-free σ that ops.Sigmoid uses, on raw arrays
 
 try:
     import torch
@@ -105,12 +106,6 @@ LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # (W_ih (G·H, I), W_hh (G·H, H), b_ih, b_hh (G·H,)), time-major x (T, B, I), zero initial state.
 # NumPy or CuPy arrays alike (gpu_bench.py runs the same code on the GPU).
 # --------------------------------------------------------------------------------------------------
-
-
-def sigmoid(a: np.ndarray) -> np.ndarray:
-    """σ(a) without overflow, by the formula ops.Sigmoid uses: exp(min(a, 0)) / (1 + exp(-|a|))."""
-    xp = get_array_module(a)
-    return xp.exp(xp.minimum(a, 0)) / (1 + xp.exp(-xp.abs(a)))
 
 
 def hand_forward(cell: str, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:

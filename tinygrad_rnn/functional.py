@@ -13,8 +13,8 @@ from tinygrad_rnn import ops
 from tinygrad_rnn.backend import get_array_module
 from tinygrad_rnn.tensor import OpError, Tensor
 
-__all__ = ["check_dropout_probability", "linear", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "dropout",
-           "sigmoid", "tanh", "relu", "embedding", "pad", "one_hot", "binary_cross_entropy",
+__all__ = ["check_dropout_probability", "linear", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss",
+           "l1_loss", "dropout", "sigmoid", "tanh", "relu", "embedding", "pad", "one_hot", "binary_cross_entropy",
            "binary_cross_entropy_with_logits"]
 
 sigmoid = ops.sigmoid
