@@ -158,3 +158,9 @@ def test_dropout_probability_is_checked_in_one_place_with_one_error(p):
 def test_dropout_of_one_zeroes_everything_as_in_pytorch():
     assert np.all(F.dropout(tg.ones(5), 1.0).numpy() == 0)
     assert nn.LSTM(2, 3, num_layers=2, dropout=1.0).dropout == 1.0
+
+
+def test_the_custom_cell_example_runs_with_the_common_options(load_example, tmp_path, capsys):
+    example = load_example("custom_cell")
+    assert example.main(["--epochs", "2", "--hidden-size", "8", "--out", str(tmp_path)]) == 0
+    assert "gradcheck" in capsys.readouterr().out and "pass" in (tmp_path / "custom_cell.json").read_text()
