@@ -1301,10 +1301,9 @@ def pad(a: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
     return Pad.apply(a, pad=tuple(pairs), value=value)
 
 
-def getitem(a: Tensor, index: Any) -> Tensor:
-    """``a[index]`` (see :class:`GetItem`); Tensor indices are used by value, and lists and NumPy index
-    arrays are moved to ``a``'s device."""
-    xp = get_array_module(a.array)
+def _index_on_device(array: Any, index: Any) -> Any:
+    """An index for ``array``: Tensor indices by value, lists and NumPy index arrays on ``array``'s device."""
+    xp = get_array_module(array)
 
     def on_device(i: Any) -> Any:
         if isinstance(i, Tensor):
@@ -1314,12 +1313,16 @@ def getitem(a: Tensor, index: Any) -> Tensor:
         return i
 
     if isinstance(index, tuple):
-        index = tuple(on_device(i) for i in index)
-    elif isinstance(index, list):
-        index = xp.asarray(index)
-    else:
-        index = on_device(index)
-    return GetItem.apply(a, index=index)
+        return tuple(on_device(i) for i in index)
+    if isinstance(index, list):
+        return xp.asarray(index)
+    return on_device(index)
+
+
+def getitem(a: Tensor, index: Any) -> Tensor:
+    """``a[index]`` (see :class:`GetItem`); Tensor indices are used by value, and lists and NumPy index
+    arrays are moved to ``a``'s device. Basic indexing gives a view that shares ``a``'s memory."""
+    return GetItem.apply(a, index=_index_on_device(a.array, index))
 
 
 def _gather_tensors(name: str, tensors: Sequence[Tensor]) -> list[Tensor]:

@@ -28,6 +28,7 @@ this file: ``ops`` builds on ``Function`` and ``Tensor``, and ``Tensor`` calls i
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
@@ -258,11 +259,11 @@ class Function:
         fn = cls()
         try:  # most ops take one or two inputs and no options: call forward without building a list (hot path)
             if options or len(inputs) > 2:
-                out = fn.forward(*[t.array for t in inputs], **options)
+                out = fn.forward(*[t._array for t in inputs], **options)
             elif len(inputs) == 2:
-                out = fn.forward(inputs[0].array, inputs[1].array)
+                out = fn.forward(inputs[0]._array, inputs[1]._array)
             else:
-                out = fn.forward(inputs[0].array)
+                out = fn.forward(inputs[0]._array)
         except (ValueError, IndexError, TypeError) as exc:
             raise _op_error(fn.name, inputs, exc) from exc
         mode = _mode
@@ -360,6 +361,80 @@ def _op_error(name: str, inputs: Sequence["Tensor"], exc: BaseException) -> OpEr
 # --------------------------------------------------------------------------------------------------
 # Broadcasting, undone in one place
 # --------------------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------------
+# In-place changes: a version counter per storage (as PyTorch's)
+# --------------------------------------------------------------------------------------------------
+# Recording an op costs nothing extra: the op's creation number (Function.seq) says when it saved its arrays.
+# An in-place change draws a number from the same counter and writes it down for the changed storage (the
+# base array at the root of a view chain). backward() then checks, only for an op created before the last
+# in-place change, whether one of the arrays it saved belongs to a storage changed after its creation.
+
+
+class _Inplace:
+    last = -1  # the creation number of the latest in-place change
+
+
+_inplace = _Inplace()
+# id(base array) -> [weak reference to it, version, recent change numbers (newest last)]
+_storages: dict[int, list[Any]] = {}
+_RECENT = 64
+
+
+def _storage_of(array: Any) -> Any:
+    """The array that owns ``array``'s memory (the root of its chain of views)."""
+    base = array.base
+    while base is not None and hasattr(base, "base") and hasattr(base, "shape"):
+        array, base = base, base.base
+    return array
+
+
+def _forget(key: int) -> Any:
+    return lambda _ref: _storages.pop(key, None)
+
+
+def _bump(array: Any) -> None:
+    """Record an in-place change of ``array``'s storage (version + 1)."""
+    base = _storage_of(array)
+    key = id(base)
+    entry = _storages.get(key)
+    if entry is None or entry[0]() is not base:
+        try:
+            ref = weakref.ref(base, _forget(key))
+        except TypeError:  # an array type without weak references: not tracked
+            return
+        entry = _storages[key] = [ref, 0, collections.deque(maxlen=_RECENT)]
+    seq = next(_creation_counter)
+    entry[1] += 1
+    entry[2].append(seq)
+    _inplace.last = seq
+
+
+def _saved_arrays(fn: "Function") -> Iterator[Any]:
+    for value in fn.__dict__.values():
+        if hasattr(value, "__array_namespace__") or type(value) is np.ndarray:
+            yield value
+        elif type(value) is tuple:
+            for item in value:
+                if hasattr(item, "__array_namespace__") or type(item) is np.ndarray:
+                    yield item
+
+
+def _check_saved(fn: "Function") -> None:
+    """Raise if an array ``fn`` saved for its backward was changed in place after ``fn`` was recorded."""
+    for array in _saved_arrays(fn):
+        base = _storage_of(array)
+        entry = _storages.get(id(base))
+        if entry is None or entry[0]() is not base or entry[2][-1] < fn.seq:
+            continue
+        later = sum(1 for seq in entry[2] if seq > fn.seq)
+        before = entry[1] - later
+        raise RuntimeError(
+            f"{fn.name}: an input saved for backward was modified in place (version {before} -> {entry[1]}) "
+            f"after the op was recorded, so its gradient would use the new values. Change it only after "
+            f"backward() (e.g. call optimizer.step() after loss.backward()), or compute with a copy (.clone())."
+        )
 
 
 def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
@@ -596,13 +671,13 @@ class Tensor:
         TypeError: ``requires_grad=True`` on a non-floating dtype.
     """
 
-    __slots__ = ("array", "requires_grad", "grad", "_ctx", "_index", "__weakref__")
+    __slots__ = ("_array", "requires_grad", "grad", "_ctx", "_index", "__weakref__")
     __array_ufunc__ = None  # make `numpy_array * tensor` call Tensor.__rmul__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None):
         if isinstance(data, Tensor):
             data = data.array
-        self.array = _to_array(data, dtype, None if device is None else normalize_device(device))
+        self._array = _to_array(data, dtype, None if device is None else normalize_device(device))
         self.grad: Tensor | None = None
         self._ctx: Function | None = None
         self._index = 0
@@ -616,7 +691,7 @@ class Tensor:
         t = _new_object(cls)
         if type(data) is not np.ndarray and isinstance(data, np.generic):
             data = np.asarray(data)  # NumPy turns 0-d results into scalars; a tensor always holds an array
-        t.array = data
+        t._array = data
         t.grad = None
         t._ctx = ctx
         t._index = index
@@ -630,6 +705,24 @@ class Tensor:
         return self
 
     # ---------------------------------------------------------------- attributes
+    def _set_array(self, value: Any) -> None:
+        if value is self._array:  # `t.array -= x` writes in place, then assigns the same array back
+            _bump(value)
+        else:
+            self._array = value
+
+    array = property(operator.attrgetter("_array"), _set_array, doc="""The raw backend array (``numpy.ndarray``
+        or ``cupy.ndarray``) holding the values: the storage the tensor reads and writes. Assigning a new array
+        replaces the storage; an augmented assignment (``t.array -= x``) counts as an in-place change (see
+        :attr:`_version`). Item writes through it (``t.array[i] = v``) are invisible to the version counter:
+        use ``t[i] = v`` or the in-place methods (``add_``, ``copy_``...) on tensors.""")
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's storage has seen (PyTorch's version counter)."""
+        entry = _storages.get(id(_storage_of(self._array)))
+        return 0 if entry is None or entry[0]() is None else entry[1]
+
     @property
     def data(self) -> "Tensor":
         """This tensor's values as a new Tensor that shares its memory and is not tracked (PyTorch's ``.data``).
@@ -646,7 +739,7 @@ class Tensor:
             value = value.array
         elif not hasattr(value, "__array_namespace__") and not isinstance(value, np.ndarray):
             raise TypeError(f"Tensor.data must be assigned a Tensor (or a backend array), got {type(value).__name__}")
-        self.array = value
+        self._array = value
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -1223,6 +1316,222 @@ class Tensor:
         return _ops.where(mask, value, self)
 
 
+    # ---------------------------------------------------------------- in place (PyTorch's trailing _)
+    # Allowed on tensors outside a recorded graph and under no_grad. Each bumps the storage's version
+    # counter, so a backward() through an op that saved the old values raises instead of using the new ones.
+    def _check_inplace(self, name: str, *others: Any) -> None:
+        if not _mode.grad_enabled:
+            return
+        if self.requires_grad:
+            if self._ctx is None:
+                raise RuntimeError(f"{name}: a leaf Variable that requires grad is being used in an in-place "
+                                   "operation; wrap the update in `with no_grad():` (as optimizers do) or use "
+                                   "`.data`")
+            raise RuntimeError(f"{name}: in-place ops on a tensor recorded on the tape are not supported here "
+                               "(PyTorch would record them); use the out-of-place op (e.g. `x = x + y`)")
+        for other in others:
+            if isinstance(other, Tensor) and other.requires_grad:
+                raise RuntimeError(f"{name}: an in-place op whose operand requires grad would have to be recorded; "
+                                   "use the out-of-place op (e.g. `x = x + y`) or run it under no_grad")
+
+    def _operand_array(self, name: str, other: Any) -> Any:
+        if isinstance(other, Tensor):
+            if type(other._array) is not type(self._array) or (
+                    type(self._array) is not np.ndarray and other.device != self.device):
+                raise OpError(f"{name}: the operand is on {other.device}, this tensor on {self.device}; "
+                              "move it with .to(device)")
+            return other._array
+        if isinstance(other, (list, tuple)):
+            return get_array_module(self._array).asarray(other)
+        return other
+
+    def _write(self, name: str, how: Any) -> "Tensor":
+        """Run ``how(array)`` (which writes into the array), translate backend errors, bump the version."""
+        array = self._array
+        try:
+            how(array)
+        except (ValueError, TypeError) as exc:
+            if not array.flags.writeable:
+                raise OpError(f"{name}: this tensor is a read-only view (e.g. made by expand); "
+                              "make a copy with .clone() first") from None
+            raise OpError(f"{name}: {exc} (this tensor: {_describe(self)})") from None
+        _bump(array)
+        return self
+
+    def _binary_(self, name: str, other: Any, ufunc: str, alpha: Any = None) -> "Tensor":
+        self._check_inplace(name, other)
+        value = self._operand_array(name, other)
+        if alpha is not None and alpha != 1:
+            value = value * alpha
+        xp = get_array_module(self._array)
+        return self._write(name, lambda a: getattr(xp, ufunc)(a, value, out=a))
+
+    def add_(self, other: Any, alpha: Any = None) -> "Tensor":
+        """In place ``self += alpha * other`` (broadcast to this tensor's shape); returns self."""
+        return self._binary_("add_", other, "add", alpha)
+
+    def sub_(self, other: Any, alpha: Any = None) -> "Tensor":
+        """In place ``self -= alpha * other``; returns self."""
+        return self._binary_("sub_", other, "subtract", alpha)
+
+    def mul_(self, other: Any) -> "Tensor":
+        """In place ``self *= other``; returns self."""
+        return self._binary_("mul_", other, "multiply")
+
+    def div_(self, other: Any) -> "Tensor":
+        """In place ``self /= other`` (a floating tensor); returns self."""
+        return self._binary_("div_", other, "true_divide")
+
+    def pow_(self, other: Any) -> "Tensor":
+        """In place ``self **= other``; returns self."""
+        return self._binary_("pow_", other, "power")
+
+    def addcmul_(self, tensor1: Any, tensor2: Any, value: Any = 1) -> "Tensor":
+        """In place ``self += value * tensor1 * tensor2``; returns self."""
+        self._check_inplace("addcmul_", tensor1, tensor2)
+        product = self._operand_array("addcmul_", tensor1) * self._operand_array("addcmul_", tensor2) * value
+        return self._write("addcmul_", lambda a: get_array_module(a).add(a, product, out=a))
+
+    def addcdiv_(self, tensor1: Any, tensor2: Any, value: Any = 1) -> "Tensor":
+        """In place ``self += value * tensor1 / tensor2``; returns self."""
+        self._check_inplace("addcdiv_", tensor1, tensor2)
+        ratio = self._operand_array("addcdiv_", tensor1) / self._operand_array("addcdiv_", tensor2) * value
+        return self._write("addcdiv_", lambda a: get_array_module(a).add(a, ratio, out=a))
+
+    def neg_(self) -> "Tensor":
+        """In place ``self = -self``; returns self."""
+        self._check_inplace("neg_")
+        return self._write("neg_", lambda a: get_array_module(a).negative(a, out=a))
+
+    def zero_(self) -> "Tensor":
+        """Fill with zeros in place; returns self."""
+        return self.fill_(0)
+
+    def fill_(self, value: Any) -> "Tensor":
+        """Fill with ``value`` (a number or a one-element tensor) in place; returns self."""
+        self._check_inplace("fill_", value)
+        if isinstance(value, Tensor):
+            value = value.item()
+
+        def fill(a: Any) -> None:
+            a[...] = value
+
+        return self._write("fill_", fill)
+
+    def copy_(self, src: Any, non_blocking: bool = False) -> "Tensor":
+        """Copy ``src`` (broadcast to this shape, cast to this dtype, moved to this device) into this tensor;
+        returns self."""
+        self._check_inplace("copy_", src)
+        value = src._array if isinstance(src, Tensor) else src
+        if isinstance(value, (list, tuple)):
+            value = np.asarray(value)
+        if hasattr(value, "shape") and get_array_module(value) is not get_array_module(self._array):
+            value = to_device(value, normalize_device(self.device))
+
+        def copy(a: Any) -> None:
+            a[...] = value
+
+        return self._write("copy_", copy)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> "Tensor":  # noqa: A002 - PyTorch's names
+        """Clamp to ``[min, max]`` in place; returns self."""
+        self._check_inplace("clamp_")
+        if min is None and max is None:
+            raise OpError("clamp_: at least one of min and max must be given")
+        return self._write("clamp_", lambda a: get_array_module(a).clip(a, min, max, out=a))
+
+    clip_ = clamp_
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> "Tensor":
+        """Fill with samples from U[a, b) (the device's generator, see :func:`manual_seed`); returns self."""
+        self._check_inplace("uniform_")
+        rng = default_rng(self.device) if generator is None else generator
+        values = rng.random(self.shape) * (b - a) + a
+
+        def fill(arr: Any) -> None:
+            arr[...] = values
+
+        return self._write("uniform_", fill)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> "Tensor":
+        """Fill with samples from N(mean, std²) (the device's generator); returns self."""
+        self._check_inplace("normal_")
+        rng = default_rng(self.device) if generator is None else generator
+        values = rng.standard_normal(self.shape) * std + mean
+
+        def fill(arr: Any) -> None:
+            arr[...] = values
+
+        return self._write("normal_", fill)
+
+    def masked_fill_(self, mask: Any, value: Any) -> "Tensor":
+        """Write ``value`` where the boolean ``mask`` (broadcast to this shape) holds; returns self."""
+        self._check_inplace("masked_fill_", value)
+        m = self._operand_array("masked_fill_", mask)
+        v = value.item() if isinstance(value, Tensor) else value
+        return self._write("masked_fill_", lambda a: get_array_module(a).copyto(
+            a, get_array_module(a).asarray(v, dtype=a.dtype), where=m))
+
+    def unsqueeze_(self, dim: int) -> "Tensor":
+        """Insert an axis of size 1 at ``dim``, in place (the tensor's shape changes, its values do not)."""
+        self._check_inplace("unsqueeze_")
+        self._array = _ops.unsqueeze(Tensor._wrap(self._array), dim)._array
+        _bump(self._array)  # (PyTorch counts a change of shape too)
+        return self
+
+    def squeeze_(self, dim: Any = None) -> "Tensor":
+        """Remove axes of size 1 (all, or those in ``dim``), in place; see :meth:`squeeze`."""
+        self._check_inplace("squeeze_")
+        self._array = _ops.squeeze(Tensor._wrap(self._array), dim)._array
+        _bump(self._array)  # (PyTorch counts a change of shape too)
+        return self
+
+    def t_(self) -> "Tensor":
+        """Transpose a tensor of at most 2 dims in place (its shape changes)."""
+        self._check_inplace("t_")
+        self._array = Tensor._wrap(self._array).t()._array
+        _bump(self._array)  # (PyTorch counts a change of shape too)
+        return self
+
+    def detach_(self) -> "Tensor":
+        """Cut this tensor from the tape in place: it becomes a leaf that does not require grad."""
+        self._ctx, self.requires_grad, self._index = None, False, 0
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``t[index] = value`` in place (value broadcast and cast to the slice). Basic indexing returns views
+        that share memory, so ``t[i][j] = v`` writes into ``t``, as in PyTorch."""
+        self._check_inplace("__setitem__", value)
+        index = _ops._index_on_device(self._array, index)
+        v = self._operand_array("__setitem__", value)
+
+        def assign(a: Any) -> None:
+            a[index] = v
+
+        self._write("__setitem__", assign)
+
+    def _augmented(self, name: str, other: Any, inplace: str, out_of_place: Any) -> "Tensor":
+        # `t += x`: in place when nothing is recorded; a leaf that requires grad raises (as PyTorch); a tensor
+        # on the tape (or an operand that requires grad) gets the out-of-place result, bound to the name
+        if _mode.grad_enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+            if self.requires_grad and self._ctx is None:
+                self._check_inplace(name)
+            return out_of_place(self, other)
+        return getattr(self, inplace)(other)
+
+    def __iadd__(self, other: Any) -> "Tensor":
+        return self._augmented("+=", other, "add_", _ops.add)
+
+    def __isub__(self, other: Any) -> "Tensor":
+        return self._augmented("-=", other, "sub_", _ops.sub)
+
+    def __imul__(self, other: Any) -> "Tensor":
+        return self._augmented("*=", other, "mul_", _ops.mul)
+
+    def __itruediv__(self, other: Any) -> "Tensor":
+        return self._augmented("/=", other, "div_", _ops.div)
+
+
 # --------------------------------------------------------------------------------------------------
 # The backward pass
 # --------------------------------------------------------------------------------------------------
@@ -1261,7 +1570,7 @@ def _accumulate_leaf(leaf: Tensor, grad: Any) -> None:
         # copy: the array may be shared with another input's gradient or the upstream gradient
         leaf.grad = Tensor._wrap(grad.copy())
     else:
-        leaf.grad.array += grad
+        leaf.grad._array += grad  # (the slot, not the property: the engine's own buffer is no in-place change)
 
 
 def _fill_retained(fn: Function, out_grad: Any) -> None:
@@ -1318,6 +1627,8 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                 if not retain_graph:
                     fn.release()
                 continue
+            if fn.seq < _inplace.last and _storages:  # something was changed in place after fn was recorded
+                _check_saved(fn)
             if fn.retained is not None:
                 _fill_retained(fn, out_grad)
             if fn.n_outputs == 1:
