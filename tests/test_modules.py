@@ -4,7 +4,9 @@ repr, nn.init formulas and statistics, nn.utils vectors."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -100,13 +102,46 @@ def test_loss_modules_keep_float32_and_reject_bad_arguments():
     with pytest.raises(tg.OpError, match="same shape|must equal"):
         nn.MSELoss()(logits, np.zeros((4, 1)))
     with pytest.raises(tg.OpError, match=r"\[0, 1\]"):
-        nn.BCELoss()(logits, np.zeros((4, 3)))
+        nn.BCELoss()(logits, np.zeros((4, 3), dtype=np.float32))
     with pytest.raises(tg.OpError, match=r"target values must lie in \[0, 3\)"):
         nn.CrossEntropyLoss()(logits, np.array([0, 1, 2, 3]))
     with pytest.raises(tg.OpError, match="target of shape"):
         nn.NLLLoss()(logits, np.array([0, 1]))
     assert nn.MSELoss(size_average=False).reduction == "sum"  # PyTorch's legacy keywords
     assert nn.L1Loss(reduce=False).reduction == "none"
+
+
+@pytest.mark.parametrize("name", ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss"])
+def test_loss_modules_over_shapes_and_dtypes_agree_with_torch_or_refuse_clearly(name):
+    """Every (input, target) shape and dtype pair: our result equals PyTorch's (value and dtype), or we raise
+    the project's error naming the loss. We never accept what PyTorch refuses; we refuse (deliberately) what
+    PyTorch would broadcast with a warning, integer input, and mixed dtypes in the binary cross-entropies."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    shapes, dtypes = [(), (3,), (2, 3), (2, 3, 4), (0, 3)], [np.float64, np.float32, np.float16, np.int64]
+    loss_name = {"CrossEntropyLoss": "cross_entropy", "NLLLoss": "nll_loss", "MSELoss": "mse_loss",
+                 "L1Loss": "l1_loss", "BCELoss": "binary_cross_entropy",
+                 "BCEWithLogitsLoss": "binary_cross_entropy_with_logits"}[name]
+    for x_shape, t_shape, x_dtype, t_dtype in itertools.product(shapes, shapes, dtypes, dtypes):
+        x = rng.integers(0, 2, x_shape) if x_dtype == np.int64 else rng.uniform(0.05, 0.95, x_shape).astype(x_dtype)
+        t = rng.integers(0, 3, t_shape) if t_dtype == np.int64 else rng.uniform(0, 1, t_shape).astype(t_dtype)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                theirs = getattr(torch.nn, name)()(torch.tensor(x), torch.tensor(t)).numpy()
+        except Exception:  # noqa: BLE001 - any refusal by PyTorch
+            theirs = None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # NumPy's warnings for the mean of an empty batch (NaN, as torch)
+                ours = getattr(nn, name)()(tg.tensor(x), t).numpy()
+        except (tg.OpError, TypeError) as exc:
+            assert loss_name in str(exc), str(exc)
+            continue
+        case = (x_shape, t_shape, np.dtype(x_dtype).name, np.dtype(t_dtype).name)
+        assert theirs is not None, f"{name} accepted {case}, which PyTorch refuses"
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, case
+        np.testing.assert_allclose(ours, theirs, rtol=2e-3, atol=2e-3, err_msg=str(case))
 
 
 @pytest.mark.parametrize("name", ["ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Identity", "Flatten"])

@@ -56,13 +56,38 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss.sum() if reduction == "sum" else loss.mean()
 
 
-def _target_tensor(name: str, target: Any, like: Tensor) -> Tensor:
-    """A float target as a tensor on ``like``'s device, with exactly ``like``'s shape (no silent broadcasting)."""
-    if not isinstance(target, Tensor):
-        target = Tensor._wrap(get_array_module(like.array).asarray(target, dtype=like.dtype))
-    if tuple(target.shape) != tuple(like.shape):
-        raise OpError(f"{name}: target shape {tuple(target.shape)} must equal input shape {tuple(like.shape)}")
-    return target
+def _check_input(name: str, input: Any) -> None:  # noqa: A002 - PyTorch's name
+    """Losses take a floating-point Tensor (PyTorch refuses integer input: "not implemented for 'Long'")."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
+    if input.dtype.kind != "f":
+        raise OpError(f"{name}: input must be floating point, got dtype {input.dtype}")
+
+
+def _target_tensor(name: str, target: Any, like: Tensor, same_dtype: bool = False) -> Tensor:
+    """The target as a tensor on ``like``'s device, with exactly ``like``'s shape (no silent broadcasting).
+
+    Integer and bool targets take the input's dtype; a floating-point target keeps its own, so the loss is
+    computed in the promoted dtype (float32 input, float64 target -> float64), as in PyTorch. With
+    ``same_dtype`` (the binary cross-entropies, where PyTorch refuses mixed dtypes) a typed target (Tensor or
+    array) must have the input's dtype; a Python list or number is converted to it.
+    """
+    xp = get_array_module(like.array)
+    typed = isinstance(target, Tensor) or hasattr(target, "dtype")
+    if same_dtype and typed:
+        dtype = target.dtype
+        if dtype != like.dtype:
+            raise OpError(f"{name}: target dtype {dtype} must equal input dtype {like.dtype} (as in PyTorch); "
+                          "cast one of them")
+    array = target.array if isinstance(target, Tensor) else xp.asarray(target, dtype=None if typed or not same_dtype
+                                                                       else like.dtype)
+    if array.dtype.kind not in "biuf":
+        raise OpError(f"{name}: target must hold real numbers, got dtype {array.dtype}")
+    if tuple(array.shape) != tuple(like.shape):
+        raise OpError(f"{name}: target shape {tuple(array.shape)} must equal input shape {tuple(like.shape)}")
+    if array.dtype.kind != "f":
+        return Tensor._wrap(array.astype(like.dtype))
+    return target if isinstance(target, Tensor) else Tensor._wrap(array)
 
 
 def _weight_array(name: str, weight: Any, n_classes: int, like: Tensor) -> Any:
@@ -122,6 +147,7 @@ def nll_loss(input: Tensor, target: Any, weight: Any = None, size_average: Any =
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction("nll_loss", reduction)
+    _check_input("nll_loss", input)
     flat, t, out_shape, probs = _classes_last("nll_loss", input, target)
     if probs:
         raise OpError("nll_loss: target must hold integer class indices, got a floating-point target")
@@ -167,6 +193,7 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: 
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction("cross_entropy", reduction)
+    _check_input("cross_entropy", input)
     if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing <= 1.0):
         raise OpError(f"cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
     flat, t, out_shape, probs = _classes_last("cross_entropy", input, target)
@@ -179,7 +206,7 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: 
         if eps:
             t = t * (1 - eps) + eps / c
         coef = t if w is None else t * w
-        loss = -(logp * xp.asarray(coef, dtype=flat.dtype)).sum(1)
+        loss = -(logp * coef).sum(1)  # a float64 target promotes a float32 loss, as in PyTorch
         if reduction == "none":
             return loss.reshape(*out_shape) if out_shape else loss.reshape(())
         return loss.sum() if reduction == "sum" else loss.sum() / xp.asarray(flat.shape[0], dtype=flat.dtype)
@@ -208,6 +235,7 @@ def mse_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any =
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction("mse_loss", reduction)
+    _check_input("mse_loss", input)
     diff = input - _target_tensor("mse_loss", target, input)
     return _reduce(diff * diff, reduction)
 
@@ -220,6 +248,7 @@ def l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = 
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction("l1_loss", reduction)
+    _check_input("l1_loss", input)
     return _reduce(ops.abs(input - _target_tensor("l1_loss", target, input)), reduction)
 
 
@@ -246,7 +275,8 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, size_av
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction("binary_cross_entropy", reduction)
-    y = _target_tensor("binary_cross_entropy", target, input)
+    _check_input("binary_cross_entropy", input)
+    y = _target_tensor("binary_cross_entropy", target, input, same_dtype=True)
     xp = get_array_module(input.array)
     if input.array.size and not bool(((input.array >= 0) & (input.array <= 1)).all()):
         raise OpError("binary_cross_entropy: all elements of input must lie in [0, 1] (probabilities); "
@@ -272,7 +302,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction("binary_cross_entropy_with_logits", reduction)
-    y = _target_tensor("binary_cross_entropy_with_logits", target, input)
+    _check_input("binary_cross_entropy_with_logits", input)
+    y = _target_tensor("binary_cross_entropy_with_logits", target, input, same_dtype=True)
     xp = get_array_module(input.array)
 
     def const(v: Any) -> Tensor:
