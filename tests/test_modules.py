@@ -93,6 +93,29 @@ def test_bce_clamps_its_logs_at_minus_100_as_torch():
     ours.sum().backward()  # finite (0 where the clamp holds; PyTorch's own formula gives ±1e12 there)
 
 
+@pytest.mark.parametrize("module", ["tinygrad_rnn.functional", "tinygrad_rnn.nn.functional"])
+def test_binary_cross_entropies_have_torchs_gradient_at_the_edges(module):
+    """Probabilities exactly 0 and 1 (the clamped logs: a finite loss, zero gradient) and logits exactly 0
+    (where relu/abs-based formulas would give a wrong gradient), in both functional namespaces."""
+    torch = pytest.importorskip("torch")
+    fn = __import__(module, fromlist=["x"])
+    z, t = np.array([0.0, 0.0, 0.0, -800.0, 800.0]), np.array([1.0, 0.0, 0.5, 1.0, 0.0])
+    ours_z, theirs_z = t64(z, requires_grad=True), torch.tensor(z, requires_grad=True)
+    ours = fn.binary_cross_entropy_with_logits(ours_z, t, reduction="none")
+    theirs = torch.nn.functional.binary_cross_entropy_with_logits(theirs_z, torch.tensor(t), reduction="none")
+    close(ours, theirs)
+    ours.sum().backward()
+    theirs.sum().backward()
+    close(ours_z.grad, theirs_z.grad)
+    p = t64([0.0, 1.0, 0.5], requires_grad=True)
+    loss = fn.binary_cross_entropy(p, np.array([1.0, 0.0, 1.0]), reduction="sum")
+    close(loss, torch.nn.functional.binary_cross_entropy(torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64),
+                                                         torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64),
+                                                         reduction="sum"))
+    loss.backward()
+    assert np.all(np.isfinite(p.grad.numpy()))
+
+
 def test_loss_modules_keep_float32_and_reject_bad_arguments():
     logits = tg.randn(4, 3)
     assert nn.CrossEntropyLoss(weight=[1.0, 2.0, 3.0])(logits, np.array([0, 1, 2, 1])).dtype == np.float32

@@ -5,6 +5,7 @@ Nothing here has a backward of its own: the tape differentiates the composition.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -185,8 +186,9 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, size_av
         raise OpError(f"binary_cross_entropy: input {tuple(input.shape)} and target "
                       f"{tuple(getattr(target, 'shape', np.shape(target)))} must have the same shape")
     _no_legacy("binary_cross_entropy", size_average, reduce)
-    log_p = ops.clip(ops.log(input), -100, None)
-    log_q = ops.clip(ops.log(1 - input), -100, None)
+    tiny = math.exp(-100)  # clamping the argument (not the log) keeps the gradient finite at 0 and 1
+    log_p = ops.log(ops.clip(input, tiny, None))
+    log_q = ops.log(ops.clip(1 - input, tiny, None))
     loss = -(target * log_p + (1 - target) * log_q)
     return _reduce("binary_cross_entropy", loss if weight is None else loss * weight, reduction)
 
@@ -200,7 +202,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
         raise OpError(f"binary_cross_entropy_with_logits: input {tuple(input.shape)} and target "
                       f"{tuple(getattr(target, 'shape', np.shape(target)))} must have the same shape")
     _no_legacy("binary_cross_entropy_with_logits", size_average, reduce)
-    softplus_neg = ops.relu(-input) + ops.log(1 + ops.exp(-ops.abs(input)))  # log(1 + exp(-x))
+    # log(1 + exp(-x)) = -log σ(x), from the log-softmax of the pair (x, 0): stable, and smooth at x = 0
+    # (relu and abs have no derivative there; the tape would give 0 instead of -1/2)
+    softplus_neg = -ops.log_softmax(ops.stack([input, input * 0], -1), -1)[..., 0]
     coef = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
     loss = (1 - target) * input + coef * softplus_neg
     return _reduce("binary_cross_entropy_with_logits", loss if weight is None else loss * weight, reduction)

@@ -1,10 +1,12 @@
 """``tinygrad_rnn.nn.functional``: PyTorch's ``torch.nn.functional`` path (``import tinygrad_rnn.nn.functional as F``).
 
 Everything of :mod:`tinygrad_rnn.functional` is re-exported here. The losses below take PyTorch's full
-signatures (``weight``, ``ignore_index``, ``label_smoothing``, class dimension 1 of an ``(N, C, d1, ...)``
-input, probability targets, ``pos_weight``); they are composed from primitive ops, so their gradients come
-from the tape. ``cross_entropy`` and ``nll_loss`` here are supersets of the (N, C)-only versions in
-:mod:`tinygrad_rnn.functional` and give the same numbers where both apply.
+signatures, including its deprecated ``size_average``/``reduce``: ``cross_entropy`` and ``nll_loss`` check
+their arguments and hand the plain case to :mod:`tinygrad_rnn.functional` (one NLL op on the tape), and add
+``label_smoothing`` and probability targets; ``mse_loss``, ``l1_loss`` and the binary cross-entropies
+follow PyTorch's dtype rules (a float64 target promotes, an integer target takes the input's dtype, the
+binary cross-entropies refuse mixed dtypes) and refuse integer input. All are composed from primitive ops,
+so their gradients come from the tape.
 """
 
 from __future__ import annotations
@@ -148,28 +150,11 @@ def nll_loss(input: Tensor, target: Any, weight: Any = None, size_average: Any =
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction("nll_loss", reduction)
     _check_input("nll_loss", input)
-    flat, t, out_shape, probs = _classes_last("nll_loss", input, target)
+    flat, t, out_shape, probs = _classes_last("nll_loss", input, target)  # checks the layouts
     if probs:
         raise OpError("nll_loss: target must hold integer class indices, got a floating-point target")
-    return _nll(flat, t, _weight_array("nll_loss", weight, flat.shape[1], flat), ignore_index, reduction, out_shape)
-
-
-def _nll(flat: Tensor, t: Any, w: Any, ignore_index: int, reduction: str, out_shape: tuple[int, ...]) -> Tensor:
-    xp = get_array_module(flat.array)
-    n, c = flat.shape
-    valid = t != ignore_index
-    safe = xp.where(valid, t, 0)
-    if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= c):
-        raise OpError(f"nll_loss/cross_entropy: target values must lie in [0, {c}) or equal ignore_index "
-                      f"({ignore_index}), got values in [{int(t.min())}, {int(t.max())}]")
-    scale = valid.astype(flat.dtype) if w is None else w[safe] * valid
-    loss = -(flat[xp.arange(n), safe] * scale)  # (M,)
-    if reduction == "none":
-        return loss.reshape(*out_shape) if out_shape else loss.reshape(())
-    if reduction == "sum":
-        return loss.sum()
-    with np.errstate(invalid="ignore", divide="ignore"):  # all targets ignored: NaN, as PyTorch
-        return loss.sum() / xp.asarray(scale.sum(), dtype=flat.dtype)
+    w = _weight_array("nll_loss", weight, flat.shape[1], flat)
+    return _base.nll_loss(input, target, weight=w, ignore_index=ignore_index, reduction=reduction)
 
 
 def cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: Any = None,
@@ -199,8 +184,10 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: 
     flat, t, out_shape, probs = _classes_last("cross_entropy", input, target)
     c = flat.shape[1]
     w = _weight_array("cross_entropy", weight, c, flat)
-    logp = ops.log_softmax(flat, 1)
     eps = float(label_smoothing)
+    if not probs and not eps:  # the plain case: the core loss (its NLL is one op on the tape)
+        return _base.cross_entropy(input, target, weight=w, ignore_index=ignore_index, reduction=reduction)
+    logp = ops.log_softmax(flat, 1)
     if probs:
         xp = get_array_module(flat.array)
         if eps:
@@ -210,9 +197,9 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: 
         if reduction == "none":
             return loss.reshape(*out_shape) if out_shape else loss.reshape(())
         return loss.sum() if reduction == "sum" else loss.sum() / xp.asarray(flat.shape[0], dtype=flat.dtype)
-    nll = _nll(logp, t, w, ignore_index, reduction, out_shape)
-    if not eps:
-        return nll
+    nll = _base.nll_loss(logp, t, weight=w, ignore_index=ignore_index, reduction=reduction)
+    if reduction == "none":
+        nll = nll.reshape(*out_shape) if out_shape else nll.reshape(())
     valid = (t != ignore_index).astype(flat.dtype)
     smooth = -((logp if w is None else logp * w).sum(1) * valid)  # (M,)
     if reduction == "none":
