@@ -144,6 +144,9 @@ def test_whole_modules_and_other_objects_need_weights_only_false(tmp_path):
     tg.save(model, path)
     with pytest.raises(CheckpointError, match="pickled .*Sequential.*weights_only=False"):
         tg.load(path)
+    for refused in (None, 0, ""):  # only an explicit False opts in to unpickling
+        with pytest.raises(CheckpointError, match="weights_only=False"):
+            tg.load(path, weights_only=refused)
     again = tg.load(path, weights_only=False)
     assert type(again) is nn.Sequential and repr(again) == repr(model)
     np.testing.assert_array_equal(again[0].weight.numpy(), model[0].weight.numpy())

@@ -425,7 +425,7 @@ class _Decoder:
         return t
 
 
-def load(f: str | os.PathLike[str] | BinaryIO, map_location: Any = None, weights_only: bool = True,
+def load(f: str | os.PathLike[str] | BinaryIO, map_location: Any = None, weights_only: bool | None = True,
          **kwargs: Any) -> Any:
     """Read what :func:`save` wrote, as ``torch.load``: the same structure, types and values.
 
@@ -433,8 +433,9 @@ def load(f: str | os.PathLike[str] | BinaryIO, map_location: Any = None, weights
         f: a path or a readable binary file object.
         map_location: None (each tensor back on its device), a device (``"cpu"``), a dict of device -> device,
             or a function of the saved device string.
-        weights_only: True (default): read only tensors, arrays, numbers, strings and containers; a file
-            holding pickled objects is refused. False also unpickles them: **unsafe** for untrusted files.
+        weights_only: True (default; None means the default, as in PyTorch): read only tensors, arrays,
+            numbers, strings and containers; a file holding pickled objects is refused. False (exactly) also
+            unpickles them: **unsafe** for untrusted files.
         kwargs: ``mmap`` and other PyTorch options are accepted and ignored.
 
     Returns:
@@ -446,6 +447,7 @@ def load(f: str | os.PathLike[str] | BinaryIO, map_location: Any = None, weights
             here (pass ``map_location="cpu"``).
     """
     name = repr(os.fspath(f)) if not hasattr(f, "read") else f"file object {getattr(f, 'name', type(f).__name__)!r}"
+    weights_only = weights_only is not False  # only an explicit False opts in to unpickling
     members, manifest = _open_archive(f, name)
     if manifest is None:  # a checkpoint from an earlier version: a flat name -> array archive
         return OrderedDict(members)
