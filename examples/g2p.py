@@ -428,8 +428,8 @@ def save_checkpoint(path: str, model: G2P, opt, step: int, vocab: Vocab, args, l
     state["phones"] = np.array(vocab.phones)
     state["losses"] = np.array(losses, dtype=np.float64)
     state["curve"] = np.array(curve, dtype=np.float64).reshape(-1, 3)
-    for name in SAVED_SETTINGS:
-        state[name] = np.array(getattr(args, name))
+    for name in SAVED_SETTINGS:  # the architecture (the comparison model's own attention flag, not --no-attention)
+        state[name] = np.array(model.attention if name == "attention" else getattr(args, name))
     save(state, path)
 
 

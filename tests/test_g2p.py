@@ -126,3 +126,37 @@ def test_bad_options_exit_with_status_2_and_one_line(g2p, argv, capsys, tmp_path
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("g2p.py: error:"), err
+
+
+def test_checkpoint_round_trip_keeps_weights_optimizer_state_and_the_models_own_kind(g2p, tmp_path):
+    """Each model's checkpoint names its own architecture (the comparison model is saved while
+    ``args.attention`` describes the main one), and restores weights, Adam's state, step, losses, curve."""
+    import argparse
+
+    from tinygrad_rnn import optim
+
+    vocab = g2p.Vocab(["AA", "B", "K", "S", "T", "IY"])
+    model = small_model(g2p, attention=False)
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    loss = g2p.batch_loss(model, [("tabby", ("T", "AA", "B", "IY")), ("ax", ("AA", "K", "S"))], vocab, "cpu")
+    loss.backward()
+    opt.step()
+    args = argparse.Namespace(embed_size=3, hidden_size=4, attention_size=5, attention=True)
+    path = str(tmp_path / "m.npz")
+    g2p.save_checkpoint(path, model, opt, 7, vocab, args, [2.5, 2.0], [(7, 50.0, 90.0)])
+    saved = g2p.load_checkpoint(path)
+    assert saved["attention"].item() is False
+    clone = small_model(g2p, attention=False)
+    clone_opt = optim.Adam(clone.parameters(), lr=1e-2)
+    assert g2p.restore(saved, clone, clone_opt) == (7, [2.5, 2.0], [(7, 50.0, 90.0)])
+    for (name, p), q in zip(model.named_parameters(), clone.parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)
+    opt.zero_grad()
+    loss = g2p.batch_loss(model, [("ax", ("AA", "K", "S"))], vocab, "cpu")
+    loss.backward()
+    opt.step()
+    loss = g2p.batch_loss(clone, [("ax", ("AA", "K", "S"))], vocab, "cpu")
+    loss.backward()
+    clone_opt.step()  # the same Adam moments and step count: the same update
+    for p, q in zip(model.parameters(), clone.parameters()):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-12, atol=1e-15)
