@@ -169,3 +169,12 @@ def test_the_custom_cell_example_runs_with_the_common_options(load_example, tmp_
     result = json.loads((tmp_path / "custom_cell.json").read_text(encoding="utf-8"))
     assert result["gradcheck"] is True
     assert result["test_rmse"]["persistence (next = this year)"] == pytest.approx(32.78, abs=0.01)
+
+
+def test_a_layer_without_a_cell_or_with_a_mode_string_says_what_it_needs():
+    with pytest.raises(TypeError, match="needs a RecurrentCell"):
+        nn.RNNBase(3, 4)
+    with pytest.raises(TypeError, match="not PyTorch's mode string 'LSTM'"):
+        nn.RNNBase("LSTM", 3, 4)
+    with pytest.raises(TypeError, match="needs a RecurrentCell"):
+        nn.RNNCellBase(3, 4, cell="gru")

@@ -61,6 +61,18 @@ def _create_parameters(module: Module, cell: RecurrentCell, input_size: int, hid
     return tuple(shapes)
 
 
+def _the_cell(module: Module, cell: RecurrentCell | None, first: Any) -> RecurrentCell:
+    """``cell``, else the class's ``cell`` attribute; a clear error when there is neither (or a mode string)."""
+    name = type(module).__name__
+    if isinstance(first, str):
+        raise TypeError(f"{name}: takes a cell object (cell=nn.cells.LSTM(), or a subclass's `cell` attribute), "
+                        f"not PyTorch's mode string {first!r}")
+    chosen = cell if cell is not None else getattr(type(module), "cell", None)
+    if not isinstance(chosen, RecurrentCell):
+        raise TypeError(f"{name}: needs a RecurrentCell, as cell= or as the class attribute `cell`, got {chosen!r}")
+    return chosen
+
+
 def _check_sizes(name: str, **sizes: int) -> None:
     if any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in sizes.values()):
         raise ValueError(f"{name}: {', '.join(sizes)} must be positive integers, got "
@@ -82,6 +94,8 @@ class RNNCellBase(Module):
     x (B, input_size) or (input_size,), each state (B, hidden_size) or (hidden_size,), zeros when None.
 
     Raises:
+        TypeError: no cell (neither ``cell=`` nor a class attribute).
+        ValueError: a size that is not a positive integer.
         OpError: wrong input rank or feature size, or a state of the wrong shape (expected and received
             shapes named).
     """
@@ -91,8 +105,8 @@ class RNNCellBase(Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = DEFAULT_FLOAT,
                  device: str | None = None, *, cell: RecurrentCell | None = None):
         super().__init__()
+        self.cell = _the_cell(self, cell, input_size)
         _check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
-        self.cell = cell if cell is not None else type(self).cell
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self._names = _create_parameters(self, self.cell, input_size, hidden_size, bias, "", dtype, device)
         for name in self.cell.parameter_shapes(input_size, hidden_size, True):
@@ -213,6 +227,7 @@ class RNNBase(Module):
         cell: the cell, when the class does not set one.
 
     Raises:
+        TypeError: no cell (neither ``cell=`` nor a class attribute), or PyTorch's mode string in its place.
         ValueError: a size that is not a positive integer, or a dropout probability outside [0, 1].
     """
 
@@ -223,8 +238,8 @@ class RNNBase(Module):
                  dtype: Any = DEFAULT_FLOAT, device: str | None = None, *, cell: RecurrentCell | None = None):
         super().__init__()
         name = type(self).__name__
+        self.cell = _the_cell(self, cell, input_size)
         _check_sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
-        self.cell = cell if cell is not None else type(self).cell
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.dropout = F.check_dropout_probability(dropout, name)
