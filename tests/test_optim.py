@@ -638,3 +638,52 @@ def test_state_dict_survives_save_and_load(tmp_path, name, config):
     run(opt_b, pb, 2)
     for a, b in zip(pa, pb, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_lbfgs_trains_lstm_cells_as_torch_does():
+    """pytorch/examples' time_sequence_prediction in small (two LSTMCells and a Linear in float64, LBFGS with
+    a closure, MSE on sine waves): every closure's loss equals PyTorch's from the same weights."""
+    rng = np.random.default_rng(2)
+    x = np.arange(30) + rng.integers(-40, 40, (4, 1))
+    data = np.sin(x / 10.0)
+    hidden = 6
+
+    def build(lib):
+        class Seq(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm1, self.lstm2 = lib.nn.LSTMCell(1, hidden), lib.nn.LSTMCell(hidden, hidden)
+                self.linear = lib.nn.Linear(hidden, 1)
+
+            def forward(self, input):
+                h = [lib.zeros(input.size(0), hidden, dtype=lib.double) for _ in range(4)]
+                outputs = []
+                for input_t in input.split(1, dim=1):
+                    h[0], h[1] = self.lstm1(input_t, (h[0], h[1]))
+                    h[2], h[3] = self.lstm2(h[0], (h[2], h[3]))
+                    outputs.append(self.linear(h[2]))
+                return lib.cat(outputs, dim=1)
+        return Seq().double()
+
+    torch.manual_seed(0)
+    model_t, model_g = build(torch), build(tg)
+    model_g.load_state_dict({k: v.detach().numpy() for k, v in model_t.state_dict().items()})
+    losses = {}
+    for lib, model, opt_module in ((torch, model_t, torch.optim), (tg, model_g, optim)):
+        opt = opt_module.LBFGS(model.parameters(), lr=0.8, max_iter=8)
+        criterion = lib.nn.MSELoss()
+        inp, target = lib.from_numpy(data[:, :-1].copy()), lib.from_numpy(data[:, 1:].copy())
+        seen = losses[lib.__name__] = []
+
+        def closure(opt=opt, model=model, criterion=criterion, inp=inp, target=target, seen=seen):
+            opt.zero_grad()
+            loss = criterion(model(inp), target)
+            seen.append(loss.item())
+            loss.backward()
+            return loss
+
+        for _ in range(2):
+            opt.step(closure)
+    ours, theirs = np.array(losses["tinygrad_rnn"]), np.array(losses["torch"])
+    assert ours.shape == theirs.shape and theirs[-1] < theirs[0]
+    assert np.max(np.abs(ours - theirs) / np.abs(theirs)) <= TOL
