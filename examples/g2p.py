@@ -434,17 +434,22 @@ def save_checkpoint(path: str, model: G2P, opt, step: int, vocab: Vocab, args, l
 
 
 def load_checkpoint(path: str) -> dict:
+    """The checkpoint's arrays; a file that cannot be read, or is not a g2p checkpoint, is a usage error."""
     try:
-        return load(path)
+        saved = load(path)
     except (OSError, ValueError) as exc:
-        raise SystemExit(f"{PROG}: cannot read the checkpoint {path}: {exc}") from None
+        usage_error(PROG, f"cannot read the checkpoint {path}: {exc}")
+    missing = [k for k in ("step", "losses", "phones", "optim_skeleton", *SAVED_SETTINGS) if k not in saved]
+    if missing or not any(k.startswith("model.") for k in saved):
+        usage_error(PROG, f"{path} is not a checkpoint of this script (missing {', '.join(missing) or 'weights'})")
+    return saved
 
 
 def restore(saved: dict, model: G2P, opt) -> tuple[int, list[float], list]:
     model.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("model.")})
     if opt is not None:
         opt.load_state_dict(_unpack(json.loads(saved["optim_skeleton"].item()), saved))
-    curve = [(int(step), per, wer) for step, per, wer in saved["curve"].tolist()]
+    curve = [(int(step), per, wer) for step, per, wer in saved["curve"].tolist()] if "curve" in saved else []
     return int(saved["step"]), saved["losses"].tolist(), curve
 
 

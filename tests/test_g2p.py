@@ -160,3 +160,12 @@ def test_checkpoint_round_trip_keeps_weights_optimizer_state_and_the_models_own_
     clone_opt.step()  # the same Adam moments and step count: the same update
     for p, q in zip(model.parameters(), clone.parameters()):
         np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_pronounce_with_a_file_that_is_not_a_checkpoint_is_a_usage_error(g2p, tmp_path, capsys):
+    (tmp_path / "g2p.npz").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as exc:
+        g2p.main(["--out", str(tmp_path), "--pronounce", "hello"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read the checkpoint" in err[0]
