@@ -687,3 +687,16 @@ def test_lbfgs_trains_lstm_cells_as_torch_does():
     ours, theirs = np.array(losses["tinygrad_rnn"]), np.array(losses["torch"])
     assert ours.shape == theirs.shape and theirs[-1] < theirs[0]
     assert np.max(np.abs(ours - theirs) / np.abs(theirs)) <= TOL
+
+
+def test_torchs_implementation_switches_are_accepted():
+    p = nn.Parameter(np.ones(2))
+    optim.AdamW([p], fused=True)
+    optim.Adam([p], foreach=False, capturable=False)
+    optim.SGD([p], lr=0.1, foreach=True)
+    optim.RMSprop([p], 0.01, 0.99, 1e-8, 0, 0, False, False, None, True)  # torch's positional order
+    optim.Adagrad([p], 0.01, 0, 0, 0, 1e-10, None, maximize=True)
+    with pytest.raises(optim.OptimizerError, match="differentiable=True is not supported"):
+        optim.SGD([p], lr=0.1, differentiable=True)
+    with pytest.raises(optim.OptimizerError, match="foreach must be None, True or False"):
+        optim.Adam([p], foreach="yes")

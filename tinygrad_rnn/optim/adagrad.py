@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from tinygrad_rnn.backend import get_array_module
-from tinygrad_rnn.optim.optimizer import COUNT, PARAM, Optimizer, check_bool, check_number
+from tinygrad_rnn.optim.optimizer import COUNT, PARAM, Optimizer, check_bool, check_number, check_torch_switches
 from tinygrad_rnn.tensor import Tensor
 
 __all__ = ["Adagrad"]
@@ -28,6 +28,8 @@ class Adagrad(Optimizer):
         params: Tensors or parameter groups (see :class:`Optimizer`).
         lr: >= 0 (default 1e-2). lr_decay: >= 0 (default 0). weight_decay: >= 0 (default 0).
         initial_accumulator_value: >= 0 (default 0). eps: >= 0 (default 1e-10). maximize: ascend.
+        foreach, fused, capturable: PyTorch's implementation switches, accepted and ignored;
+            ``differentiable=True`` is refused (updates run outside the tape).
 
     State per parameter (created at construction, as PyTorch): ``step``, ``sum`` (s). A group's own
     ``initial_accumulator_value`` is used for its parameters (PyTorch uses the constructor's for all groups).
@@ -39,8 +41,10 @@ class Adagrad(Optimizer):
     _state_kinds: ClassVar[dict[str, str]] = {"step": COUNT, "sum": PARAM}
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-2, lr_decay: float = 0.0,
-                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, *,
-                 maximize: bool = False):
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10,
+                 foreach: bool | None = None, *, maximize: bool = False, differentiable: bool = False,
+                 fused: bool | None = None):
+        check_torch_switches("Adagrad", foreach, fused, False, differentiable)
         super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
                                       "initial_accumulator_value": initial_accumulator_value, "eps": eps,
                                       "maximize": maximize})

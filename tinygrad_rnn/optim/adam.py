@@ -14,6 +14,7 @@ from tinygrad_rnn.optim.optimizer import (
     check_betas,
     check_bool,
     check_number,
+    check_torch_switches,
     lerp_,
 )
 from tinygrad_rnn.tensor import Tensor
@@ -39,6 +40,8 @@ class Adam(Optimizer):
         lr: >= 0 (default 1e-3). betas: ``(β1, β2)``, each in [0, 1) (default (0.9, 0.999)).
         eps: >= 0 (default 1e-8). weight_decay: >= 0 (default 0). amsgrad: default False.
         maximize: ascend the objective. decoupled_weight_decay: AdamW's decay instead of the L2 penalty.
+        foreach, fused, capturable: PyTorch's implementation switches, accepted and ignored;
+            ``differentiable=True`` is refused (updates run outside the tape).
 
     State per parameter: ``step``, ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq`` (v̂, amsgrad).
 
@@ -50,7 +53,10 @@ class Adam(Optimizer):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 amsgrad: bool = False, *, maximize: bool = False, decoupled_weight_decay: bool = False):
+                 amsgrad: bool = False, *, foreach: bool | None = None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool = False):
+        check_torch_switches(type(self).__name__, foreach, fused, capturable, differentiable)
         betas = tuple(betas) if isinstance(betas, list) else betas
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
                                       "maximize": maximize, "decoupled_weight_decay": decoupled_weight_decay})
@@ -113,6 +119,8 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
-                 amsgrad: bool = False, *, maximize: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                 amsgrad: bool = False, *, maximize: bool = False, foreach: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False, fused: bool | None = None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)

@@ -68,6 +68,17 @@ def check_bool(owner: str, name: str, value: Any) -> None:
         raise OptimizerError(f"{owner}: {name} must be True or False, got {value!r} ({type(value).__name__})")
 
 
+def check_torch_switches(owner: str, foreach: Any = None, fused: Any = None, capturable: Any = False,
+                         differentiable: Any = False) -> None:
+    """PyTorch's implementation switches (``foreach``, ``fused``, ``capturable``) are accepted and ignored: there
+    is one NumPy/CuPy code path. ``differentiable=True`` is refused: updates run outside the tape."""
+    for key, value in (("foreach", foreach), ("fused", fused), ("capturable", capturable)):
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise OptimizerError(f"{owner}: {key} must be None, True or False, got {value!r}")
+    if differentiable:
+        raise OptimizerError(f"{owner}: differentiable=True is not supported (updates run outside the tape)")
+
+
 def check_betas(owner: str, value: Any) -> None:
     """``betas`` must be a pair ``(beta1, beta2)``, each a finite number in [0, 1)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from tinygrad_rnn.backend import get_array_module
-from tinygrad_rnn.optim.optimizer import COUNT, PARAM, Optimizer, check_bool, check_number, lerp_
+from tinygrad_rnn.optim.optimizer import COUNT, PARAM, Optimizer, check_bool, check_number, check_torch_switches, lerp_
 from tinygrad_rnn.tensor import Tensor
 
 __all__ = ["RMSprop"]
@@ -31,6 +31,8 @@ class RMSprop(Optimizer):
         lr: >= 0 (default 1e-2). alpha: smoothing constant, >= 0 (default 0.99). eps: >= 0 (default 1e-8).
         weight_decay: >= 0 (default 0). momentum: >= 0 (default 0). centered: default False.
         maximize: ascend the objective.
+        foreach, fused, capturable: PyTorch's implementation switches, accepted and ignored;
+            ``differentiable=True`` is refused (updates run outside the tape).
 
     State per parameter: ``step``, ``square_avg`` (v), ``momentum_buffer`` (b), ``grad_avg`` (ḡ).
 
@@ -42,7 +44,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
-                 *, maximize: bool = False):
+                 capturable: bool = False, foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False):
+        check_torch_switches("RMSprop", foreach, None, capturable, differentiable)
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay, "momentum": momentum,
                                       "centered": centered, "maximize": maximize})
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from tinygrad_rnn.optim.optimizer import OPTIONAL_PARAM, Optimizer, OptimizerError, check_bool, check_number
+from tinygrad_rnn.optim.optimizer import (
+    OPTIONAL_PARAM,
+    Optimizer,
+    OptimizerError,
+    check_bool,
+    check_number,
+    check_torch_switches,
+)
 from tinygrad_rnn.tensor import Tensor
 
 __all__ = ["SGD"]
@@ -32,6 +39,8 @@ class SGD(Optimizer):
         momentum: >= 0 (default 0). dampening: a finite number (default 0).
         weight_decay: L2 penalty, >= 0 (default 0). nesterov: needs momentum > 0 and dampening = 0.
         maximize: ascend the objective instead.
+        foreach, fused, capturable: PyTorch's implementation switches, accepted and ignored;
+            ``differentiable=True`` is refused (updates run outside the tape).
 
     State per parameter: ``momentum_buffer`` (with momentum).
 
@@ -43,7 +52,9 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None, differentiable: bool = False,
+                 fused: bool | None = None):
+        check_torch_switches("SGD", foreach, fused, False, differentiable)
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
                                       "nesterov": nesterov, "maximize": maximize})
 
