@@ -37,7 +37,6 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 from tinygrad_rnn.cli import (
-    usage_error,
     StopRequests,
     example_parser,
     explicit_options,
@@ -45,6 +44,7 @@ from tinygrad_rnn.cli import (
     positive_float,
     positive_int,
     setup,
+    usage_error,
 )
 from tinygrad_rnn.serialization import load, save
 

@@ -36,6 +36,8 @@ import time
 import numpy as np
 
 import tinygrad_rnn as tg
+from tinygrad_rnn import functional as F
+from tinygrad_rnn import nn, optim
 from tinygrad_rnn.cli import (
     RunCheckpoint,
     StopRequests,
@@ -47,8 +49,6 @@ from tinygrad_rnn.cli import (
     setup,
     usage_error,
 )
-from tinygrad_rnn import functional as F
-from tinygrad_rnn import nn, optim
 
 try:
     from tqdm import tqdm
@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         "11-year cycle (next = 11 years before)": rmse(cycle, truth),
         f"AR({args.ar_order}) least squares": rmse(ar, truth),
     }
-    print(f"\ntrained {args.epochs} epochs in {elapsed:.1f} s "
-          f"(train RMSE of the final model {rmse(predict(model, x_train, device) * std + mean, spots[args.window:split]):.1f})")
+    train_rmse = rmse(predict(model, x_train, device) * std + mean, spots[args.window : split])
+    print(f"\ntrained {args.epochs} epochs in {elapsed:.1f} s (train RMSE of the final model {train_rmse:.1f})")
     print(f"test RMSE, one year ahead, {years[split]}-{years[-1]} (sunspots; the test years' std is "
           f"{truth.std():.1f}):")
     for name, value in scores.items():

@@ -43,6 +43,8 @@ import tokenize
 import numpy as np
 
 import tinygrad_rnn as tg
+from tinygrad_rnn import functional as F
+from tinygrad_rnn import nn, optim
 from tinygrad_rnn.cli import (
     RunCheckpoint,
     StopRequests,
@@ -53,8 +55,6 @@ from tinygrad_rnn.cli import (
     positive_int,
     setup,
 )
-from tinygrad_rnn import functional as F
-from tinygrad_rnn import nn, optim
 from tinygrad_rnn.serialization import save
 
 try:

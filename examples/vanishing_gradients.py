@@ -26,8 +26,8 @@ import sys
 import numpy as np
 
 import tinygrad_rnn as tg
-from tinygrad_rnn.cli import example_parser, positive_int, setup
 from tinygrad_rnn import nn
+from tinygrad_rnn.cli import example_parser, positive_int, setup
 
 CELLS = {"RNN (tanh)": nn.RNNCell, "LSTM": nn.LSTMCell, "GRU": nn.GRUCell}
 
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     norms = {}
     for name, cls in CELLS.items():
         tg.manual_seed(args.seed)  # PyTorch's initialisation, U(-1/sqrt(H), 1/sqrt(H))
-        norms[name] = gradient_norms(cls(x.shape[2], args.hidden_size, dtype=np.float64, device=device), x, readout, device)
+        cell = cls(x.shape[2], args.hidden_size, dtype=np.float64, device=device)
+        norms[name] = gradient_norms(cell, x, readout, device)
     tg.manual_seed(args.seed)
     lstm = nn.LSTMCell(x.shape[2], args.hidden_size, dtype=np.float64, device=device)
     forget = slice(args.hidden_size, 2 * args.hidden_size)  # gate order i, f, g, o

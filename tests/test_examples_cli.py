@@ -21,7 +21,7 @@ import pytest
 from tinygrad_rnn.backend import cuda_unavailable_reason
 
 ROOT = os.path.join(os.path.dirname(__file__), os.pardir)
-EXAMPLES = ["char_lm", "sunspots", "tag_python_tokens", "vanishing_gradients"]
+EXAMPLES = ["char_lm", "sunspots", "tag_python_tokens", "vanishing_gradients", "article_check", "custom_cell", "g2p"]
 
 
 def run(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

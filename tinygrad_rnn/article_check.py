@@ -25,7 +25,7 @@ Truncated BPTT rows cut the graph with ``detach()`` every few steps on the tape,
 
 Usage::
 
-    tinygrad-rnn check [--steps 12] [--batch 3] [--seed 0] [--out DIR]
+    tinygrad-rnn check [--steps 12] [--batch-size 3] [--seed 0] [--device cpu] [--threads 1] [--out DIR]
     python examples/article_check.py [same options]
 
 This module sits at the top of the package, beside the examples: it imports both ``article`` and the tape
@@ -34,7 +34,6 @@ This module sits at the top of the package, beside the examples: it imports both
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -55,8 +54,8 @@ State = tuple[Tensor, ...]  # (S,), (h, s) or (h,): the recurrent state on the t
 # the same models on the tape
 
 
-def _leaf(array: np.ndarray) -> Tensor:
-    return Tensor(array, requires_grad=True, dtype=np.float64)
+def _leaf(array: np.ndarray, device: str = "cpu") -> Tensor:
+    return Tensor(array, requires_grad=True, dtype=np.float64, device=device)
 
 
 def _linear_rnn_outputs(p: dict[str, Tensor], x: Tensor, state: State) -> tuple[Tensor, State]:
@@ -158,6 +157,7 @@ def tape_gradients(
     variant: str = "standard",
     activation: str | None = None,
     chunk_size: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, np.ndarray]:
     """Gradients of L = Σ d_out ⊙ output by the tape (``loss.backward()``), named as in the article.
 
@@ -165,6 +165,7 @@ def tape_gradients(
         cell, p, x, d_out, states, variant, activation: as for :func:`article.bptt`; float64 NumPy arrays.
         chunk_size: truncated BPTT: the recurrent state is ``detach()``-ed every ``chunk_size`` steps.
             ``None`` is full BPTT.
+        device: where the tape runs (``cpu``, ``cuda``, ``cuda:N``); the gradients come back as NumPy arrays.
 
     Returns:
         One gradient per parameter and per initial state, the keys of :func:`article.bptt`.
@@ -174,16 +175,16 @@ def tape_gradients(
     hidden_size = article.CELLS[cell].sizes(p)[1]
     init = {key: np.zeros((batch, hidden_size)) for key in article.STATE_KEYS[cell]}
     init.update(states or {})
-    init_leaves = {key: _leaf(value) for key, value in init.items()}
+    init_leaves = {key: _leaf(value, device) for key, value in init.items()}
     chunk = chunk_size or steps
 
     if model.layer is not None:
-        layer = model.layer(input_size, hidden_size)
+        layer = model.layer(input_size, hidden_size).to(device)
         sd = article.to_state_dict(p, cell)
         layer.load_state_dict({key: sd[key] for key in RNN_LAYER_KEYS})
         fc = None
         if "fc.weight" in sd:
-            fc = nn.Linear(hidden_size, sd["fc.weight"].shape[0], dtype=np.float64)
+            fc = nn.Linear(hidden_size, sd["fc.weight"].shape[0], dtype=np.float64, device=device)
             fc.load_state_dict({"weight": sd["fc.weight"], "bias": sd["fc.bias"]})
 
         def run(x_chunk: Tensor, state: State) -> tuple[Tensor, State]:
@@ -192,7 +193,7 @@ def tape_gradients(
 
         state: State = tuple(leaf.unsqueeze(0) for leaf in init_leaves.values())  # (1, B, d)
     else:
-        leaves = {key: _leaf(value) for key, value in p.items()}
+        leaves = {key: _leaf(value, device) for key, value in p.items()}
 
         def run(x_chunk: Tensor, state: State) -> tuple[Tensor, State]:
             return model.steps(leaves, x_chunk, state)
@@ -201,8 +202,8 @@ def tape_gradients(
 
     loss: Tensor | None = None
     for start in range(0, steps, chunk):
-        out, state = run(Tensor(x[start : start + chunk], dtype=np.float64), state)
-        chunk_loss = (Tensor(d_out[start : start + chunk], dtype=np.float64) * out).sum()
+        out, state = run(Tensor(x[start : start + chunk], dtype=np.float64, device=device), state)
+        chunk_loss = (Tensor(d_out[start : start + chunk], dtype=np.float64, device=device) * out).sum()
         loss = chunk_loss if loss is None else loss + chunk_loss
         state = tuple(tensor.detach() for tensor in state)  # truncated BPTT: no gradient across the cut
     loss.backward()
@@ -245,19 +246,20 @@ def _rows(
     return [(model, check, r.name, r.max_abs_error, r.max_rel_error, r.passed) for r in results.values()]
 
 
-def run_checks(steps: int, batch: int, seed: int, chunk_size: int) -> list[tuple[str, str, str, float, float, bool]]:
+def run_checks(steps: int, batch: int, seed: int, chunk_size: int,
+               device: str = "cpu") -> list[tuple[str, str, str, float, float, bool]]:
     """Every row of the table: (model, check, parameter, max abs error, max relative error, passed)."""
     rows = []
     for label, cell, opts, *_ in MODELS:
         prob = make_problem(cell, steps, batch, seed)
         args = (cell, prob["p"], prob["x"], prob["d_out"], prob["states"])
         hand = article.bptt(*args, **opts)
-        tape = tape_gradients(*args, **opts)
+        tape = tape_gradients(*args, device=device, **opts)
         results = article.compare_gradients(tape, hand, rtol=TAPE_RTOL, atol=tape_atol(hand))
         rows += _rows(label, "tape vs hand", results)
 
         hand_cut = article.truncated_bptt(cell, prob["p"], prob["x"], prob["d_out"], chunk_size, prob["states"], **opts)
-        tape_cut = tape_gradients(*args, chunk_size=chunk_size, **opts)
+        tape_cut = tape_gradients(*args, chunk_size=chunk_size, device=device, **opts)
         results = article.compare_gradients(tape_cut, hand_cut, rtol=TAPE_RTOL, atol=tape_atol(hand_cut))
         rows += _rows(label, f"tape vs hand, truncated every {chunk_size}", results)
 
@@ -280,15 +282,20 @@ def format_table(rows: list[tuple[str, str, str, float, float, bool]]) -> str:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Print the table; return 0 when every row passes, 1 otherwise."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=12, help="sequence length T (default 12)")
-    parser.add_argument("--batch", type=int, default=3, help="batch size B (default 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of parameters, inputs and states")
-    parser.add_argument("--chunk", type=int, default=5, help="truncated-BPTT chunk length (default 5)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table to DIR/article_check.txt")
-    args = parser.parse_args(argv)
+    from tinygrad_rnn.cli import example_parser, positive_int, setup
 
-    rows = run_checks(args.steps, args.batch, args.seed, args.chunk)
+    parser = example_parser(__doc__, out=None, prog=prog, out_help="also write the table to OUT/article_check.txt",
+                            seed_help="seed of parameters, inputs and states")
+    for action in parser._actions:  # the hand-derived side is always NumPy
+        if action.dest == "device":
+            action.help = "where the tape runs: cpu, cuda or cuda:N (the hand-derived side is NumPy)"
+    parser.add_argument("--steps", type=positive_int, default=12, help="sequence length T")
+    parser.add_argument("--batch-size", type=positive_int, default=3, help="batch size B")
+    parser.add_argument("--chunk", type=positive_int, default=5, help="truncated-BPTT chunk length")
+    args = parser.parse_args(argv)
+    device = setup(parser, args, need_out=args.out is not None)
+
+    rows = run_checks(args.steps, args.batch_size, args.seed, args.chunk, device)
     table = format_table(rows)
     failures = sum(1 for row in rows if not row[-1])
     worst_tape = max(row[4] for row in rows if row[1].startswith("tape"))
@@ -299,8 +306,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     print(table + summary)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "article_check.txt").write_text(table + summary + "\n", encoding="utf-8")
+        (Path(args.out) / "article_check.txt").write_text(table + summary + "\n", encoding="utf-8")
     return 1 if failures else 0
 
 

@@ -26,8 +26,8 @@ from typing import Any, NoReturn
 from tinygrad_rnn.backend import DeviceError, normalize_device
 from tinygrad_rnn.tensor import manual_seed
 
-__all__ = ["add_checkpoint_options", "RunCheckpoint", "example_parser", "ExampleParser", "usage_error", "setup", "positive_int", "non_negative_int", "positive_float", "set_threads",
-           "StopRequests", "explicit_options"]
+__all__ = ["add_checkpoint_options", "RunCheckpoint", "example_parser", "ExampleParser", "usage_error", "setup",
+           "positive_int", "non_negative_int", "positive_float", "set_threads", "StopRequests", "explicit_options"]
 
 DEFAULT_THREADS = 1
 
@@ -68,17 +68,20 @@ non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _checked(float, lambda v: v > 0 and v != float("inf"), "a finite number > 0")
 
 
-def example_parser(doc: str | None, *, out: str, seed: int = 0, prog: str | None = None) -> argparse.ArgumentParser:
+def example_parser(doc: str | None, *, out: str | None, seed: int = 0, prog: str | None = None,
+                   out_help: str = "folder for the outputs (checkpoint, figures, tables)",
+                   seed_help: str = "seed of the initialisation, data order and sampling") -> argparse.ArgumentParser:
     """An ``ArgumentParser`` with the common options: ``--device``, ``--seed``, ``--out``, ``--threads``.
 
-    ``doc`` is the script's docstring: its first paragraph becomes the description.
+    ``doc`` is the script's docstring: its first paragraph becomes the description. ``out=None`` makes
+    ``--out`` optional (nothing is written without it).
     """
     description = (doc or "").strip().split("\n\n")[0]
     parser = ExampleParser(prog=prog, description=description, formatter_class=_HelpFormatter)
     common = parser.add_argument_group("common options (every example)")
     common.add_argument("--device", default="cpu", help="where tensors live: cpu, cuda or cuda:N")
-    common.add_argument("--seed", type=int, default=seed, help="seed of the initialisation, data order and sampling")
-    common.add_argument("--out", default=out, help="folder for the outputs (checkpoint, figures, tables)")
+    common.add_argument("--seed", type=int, default=seed, help=seed_help)
+    common.add_argument("--out", default=out, help=out_help)
     common.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                         help="BLAS threads; more than one only pays for large matrices on an idle machine "
                              "(on a busy machine extra threads can make small steps ~100x slower)")
