@@ -157,3 +157,69 @@ def test_bad_scheduler_arguments_raise_clear_errors(make, match):
     _, opt = optimizers()
     with pytest.raises(optim.OptimizerError, match=match):
         make(opt)
+
+
+MORE_CASES = [
+    ("ConstantLR", {"factor": 0.5, "total_iters": 4}, "SGD"),
+    ("PolynomialLR", {"total_iters": 8, "power": 2.0}, "SGD"),
+    ("CosineAnnealingWarmRestarts", {"T_0": 3}, "SGD"),
+    ("CosineAnnealingWarmRestarts", {"T_0": 2, "T_mult": 2, "eta_min": 0.001}, "SGD"),
+    ("OneCycleLR", {"max_lr": 1.0, "total_steps": 25}, "SGD"),
+    ("OneCycleLR", {"max_lr": [0.5, 0.2], "epochs": 5, "steps_per_epoch": 5, "anneal_strategy": "linear",
+                    "three_phase": True}, "Adam"),
+    ("OneCycleLR", {"max_lr": 0.3, "total_steps": 25, "cycle_momentum": False, "pct_start": 0.5}, "Adagrad"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,opt", MORE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(MORE_CASES)])
+def test_more_schedules_match_torch(name, kwargs, opt):
+    opt_t, opt_g = optimizers(opt, **({"momentum": 0.9} if opt == "SGD" else {}))
+    sched_t = getattr(torch.optim.lr_scheduler, name)(opt_t, **kwargs)
+    sched_g = getattr(lr_scheduler, name)(opt_g, **kwargs)
+    worst = 0.0
+    for _ in range(24):
+        opt_t.step()
+        opt_g.step()
+        sched_t.step()
+        sched_g.step()
+        worst = max(worst, *(rel(a, b) for a, b in zip(sched_g.get_last_lr(), sched_t.get_last_lr(), strict=True)))
+        for g, t in zip(opt_g.param_groups, opt_t.param_groups, strict=True):
+            for key in ("momentum", "betas"):
+                if key in t:
+                    assert g[key] == pytest.approx(t[key], rel=1e-12)
+    assert worst <= TOL
+
+
+@pytest.mark.parametrize("first,second", [
+    (("LinearLR", {"start_factor": 0.1, "total_iters": 3}), ("CosineAnnealingLR", {"T_max": 10})),
+    (("ExponentialLR", {"gamma": 0.8}), ("StepLR", {"step_size": 2, "gamma": 0.5})),
+])
+def test_sequential_lr_matches_torch(first, second):
+    opt_t, opt_g = optimizers()
+    scheds = []
+    for lib, opt in ((torch.optim.lr_scheduler, opt_t), (lr_scheduler, opt_g)):
+        parts = [getattr(lib, name)(opt, **kwargs) for name, kwargs in (first, second)]
+        scheds.append(lib.SequentialLR(opt, parts, milestones=[4]))
+    sched_t, sched_g = scheds
+    assert sched_g.get_last_lr() == pytest.approx(sched_t.get_last_lr(), rel=1e-12)
+    for _ in range(12):
+        opt_t.step()
+        opt_g.step()
+        sched_t.step()
+        sched_g.step()
+        assert sched_g.get_last_lr() == pytest.approx(sched_t.get_last_lr(), rel=1e-12)
+    restored = lr_scheduler.SequentialLR(opt_g, [getattr(lr_scheduler, n)(opt_g, **k) for n, k in (first, second)],
+                                         milestones=[4])
+    restored.load_state_dict(sched_g.state_dict())
+    assert restored.last_epoch == sched_g.last_epoch
+
+
+def test_one_cycle_refuses_steps_past_total():
+    _, opt = optimizers()
+    sched = lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=2)
+    sched.step()
+    sched.step()
+    with pytest.raises(optim.OptimizerError, match="past total_steps=2"):
+        sched.step()
+    with pytest.raises(optim.OptimizerError, match="give total_steps"):
+        lr_scheduler.OneCycleLR(opt, max_lr=0.1)

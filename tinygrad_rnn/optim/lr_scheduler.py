@@ -18,14 +18,19 @@ from typing import Any
 from tinygrad_rnn.optim.optimizer import Optimizer, OptimizerError, check_number
 
 __all__ = [
+    "ConstantLR",
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
     "ExponentialLR",
     "LRScheduler",
     "LambdaLR",
     "LinearLR",
     "MultiStepLR",
     "MultiplicativeLR",
+    "OneCycleLR",
+    "PolynomialLR",
     "ReduceLROnPlateau",
+    "SequentialLR",
     "StepLR",
 ]
 
@@ -94,6 +99,9 @@ class LRScheduler:
             epoch: deprecated in PyTorch; jump to this epoch (the closed form is used where one exists).
         """
         self._step_count += 1
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
@@ -442,3 +450,275 @@ class ReduceLROnPlateau(LRScheduler):
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
 
+
+
+class ConstantLR(LRScheduler):
+    """``lr = initial_lr · factor`` for the first ``total_iters`` epochs, then ``initial_lr``.
+
+    Args:
+        factor: in [0, 1] (default 1/3). total_iters: int >= 0 (default 5).
+    """
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1):
+        check_number("ConstantLR", "factor", factor, 0.0, 1.0)
+        _check_int("ConstantLR", "total_iters", total_iters, 0)
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0:
+            return [group["lr"] * self.factor for group in self.optimizer.param_groups]
+        if self.last_epoch != self.total_iters:
+            return self._group_lrs()
+        return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base_lr * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for base_lr in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """``lr = initial_lr · (1 - min(epoch, total_iters)/total_iters)^power`` (applied as a per-epoch ratio).
+
+    Args:
+        total_iters: int >= 1 (default 5). power: a finite number >= 0 (default 1).
+    """
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1):
+        _check_int("PolynomialLR", "total_iters", total_iters, 1)
+        check_number("PolynomialLR", "power", power)
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._group_lrs()
+        factor = ((1.0 - self.last_epoch / self.total_iters)
+                  / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
+        return [group["lr"] * factor for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base_lr * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for base_lr in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR (Loshchilov & Hutter, 2017): ``lr = eta_min + (initial_lr - eta_min)·(1 + cos(π·T_cur/T_i))/2``,
+    where ``T_cur`` counts epochs since the last restart and the period ``T_i`` starts at ``T_0`` and is
+    multiplied by ``T_mult`` at each restart.
+
+    Args:
+        T_0: int >= 1. T_mult: int >= 1 (default 1). eta_min: a finite number >= 0 (default 0).
+    """
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1):
+        _check_int("CosineAnnealingWarmRestarts", "T_0", T_0, 1)
+        _check_int("CosineAnnealingWarmRestarts", "T_mult", T_mult, 1)
+        check_number("CosineAnnealingWarmRestarts", "eta_min", eta_min)
+        self.T_0, self.T_i, self.T_mult, self.eta_min, self.T_cur = T_0, T_0, T_mult, eta_min, last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base_lr in self.base_lrs]
+
+    def step(self, epoch: float | None = None) -> None:
+        """Advance one epoch (or jump to ``epoch``, which may be fractional: an iteration within an epoch)."""
+        self._step_count += 1
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur %= self.T_i
+                self.T_i *= self.T_mult
+        else:
+            check_number("CosineAnnealingWarmRestarts", "epoch", epoch)
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult**n
+            else:
+                self.T_i, self.T_cur = self.T_0, epoch
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = self._group_lrs()
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin, 2019, "Super-Convergence"): the rate rises from
+    ``max_lr/div_factor`` to ``max_lr`` over ``pct_start`` of ``total_steps``, then falls to
+    ``initial_lr/final_div_factor`` (cosine or linear annealing); the momentum (SGD's ``momentum`` or Adam's
+    β1) cycles the other way between ``max_momentum`` and ``base_momentum``. Step it once per batch.
+
+    Args:
+        max_lr: one for all groups or a list. total_steps, or epochs and steps_per_epoch: ints >= 1.
+        pct_start: in [0, 1] (default 0.3). anneal_strategy: ``'cos'`` or ``'linear'``.
+        cycle_momentum: default True (needs an optimizer with ``momentum`` or ``betas``).
+        base_momentum, max_momentum: defaults 0.85, 0.95. div_factor: default 25. final_div_factor: 1e4.
+        three_phase: a third phase back down to ``initial_lr`` first (default False).
+
+    Raises:
+        OptimizerError: bad options; stepping past ``total_steps``.
+    """
+
+    def __init__(self, optimizer: Optimizer, max_lr: float | Sequence[float], total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True,
+                 base_momentum: float | Sequence[float] = 0.85, max_momentum: float | Sequence[float] = 0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
+                 last_epoch: int = -1):
+        name = "OneCycleLR"
+        _check_optimizer(name, optimizer)
+        if total_steps is not None:
+            _check_int(name, "total_steps", total_steps, 1)
+        elif epochs is not None and steps_per_epoch is not None:
+            _check_int(name, "epochs", epochs, 1)
+            _check_int(name, "steps_per_epoch", steps_per_epoch, 1)
+            total_steps = epochs * steps_per_epoch
+        else:
+            raise OptimizerError(f"{name}: give total_steps, or epochs and steps_per_epoch")
+        check_number(name, "pct_start", pct_start, 0.0, 1.0)
+        check_number(name, "div_factor", div_factor, 0.0, low_open=True)
+        check_number(name, "final_div_factor", final_div_factor, 0.0, low_open=True)
+        if anneal_strategy not in ("cos", "linear"):
+            raise OptimizerError(f"{name}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        self.total_steps, self.anneal_strategy = total_steps, anneal_strategy
+        first = float(pct_start * total_steps) - 1
+        if three_phase:
+            self._phases = [(first, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                            (float(2 * pct_start * total_steps) - 2, "max_lr", "initial_lr", "base_momentum",
+                             "max_momentum"),
+                            (total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+        else:
+            self._phases = [(first, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                            (total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+        max_lrs = self._per_group(name, "max_lr", optimizer, max_lr)
+        if last_epoch == -1:
+            for group, lr in zip(optimizer.param_groups, max_lrs, strict=True):
+                group["initial_lr"] = lr / div_factor
+                group["max_lr"] = lr
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise OptimizerError(f"{name}: cycle_momentum needs an optimizer with momentum or betas, got "
+                                     f"{type(optimizer).__name__} (pass cycle_momentum=False)")
+            self.use_beta1 = "betas" in optimizer.defaults
+            highs = self._per_group(name, "max_momentum", optimizer, max_momentum)
+            lows = self._per_group(name, "base_momentum", optimizer, base_momentum)
+            if last_epoch == -1:
+                for high, low, group in zip(highs, lows, optimizer.param_groups, strict=True):
+                    if self.use_beta1:
+                        group["betas"] = (high, *group["betas"][1:])
+                    else:
+                        group["momentum"] = high
+                    group["max_momentum"], group["base_momentum"] = high, low
+        super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _per_group(name: str, what: str, optimizer: Optimizer, value: Any) -> list[float]:
+        n = len(optimizer.param_groups)
+        values = list(value) if isinstance(value, (list, tuple)) else [value] * n
+        if len(values) != n:
+            raise OptimizerError(f"{name}: expected {n} {what} values (one per parameter group), got {len(values)}")
+        for v in values:
+            check_number(name, what, v)
+        return values
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self) -> list[float]:
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise OptimizerError(f"OneCycleLR: stepped {step} times, past total_steps={self.total_steps}")
+        lrs = []
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for i, (end_step, lr0, lr1, m0, m1) in enumerate(self._phases):
+                if step <= end_step or i == len(self._phases) - 1:
+                    pct = (step - start_step) / (end_step - start_step)
+                    lr = self._anneal(group[lr0], group[lr1], pct)
+                    momentum = self._anneal(group[m0], group[m1], pct) if self.cycle_momentum else None
+                    break
+                start_step = end_step
+            lrs.append(lr)
+            if self.cycle_momentum:
+                if self.use_beta1:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                else:
+                    group["momentum"] = momentum
+        return lrs
+
+
+class SequentialLR(LRScheduler):
+    """Run ``schedulers[0]`` until ``milestones[0]``, then ``schedulers[1]`` (restarted at epoch 0), and so on
+    (e.g. a ``LinearLR`` warm-up followed by ``CosineAnnealingLR``).
+
+    Raises:
+        OptimizerError: no scheduler, one of another optimizer, a ``ReduceLROnPlateau``, or
+            ``len(milestones) != len(schedulers) - 1``.
+    """
+
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
+                 last_epoch: int = -1):
+        name = "SequentialLR"
+        _check_optimizer(name, optimizer)
+        schedulers, milestones = list(schedulers), list(milestones)
+        if not schedulers:
+            raise OptimizerError(f"{name}: expected at least one scheduler")
+        for i, s in enumerate(schedulers):
+            if isinstance(s, ReduceLROnPlateau) or not isinstance(s, LRScheduler):
+                raise OptimizerError(f"{name}: schedulers[{i}] must be an LRScheduler other than ReduceLROnPlateau, "
+                                     f"got {type(s).__name__}")
+            if s.optimizer is not optimizer:
+                raise OptimizerError(f"{name}: schedulers[{i}] belongs to another optimizer")
+        if len(milestones) != len(schedulers) - 1:
+            raise OptimizerError(f"{name}: expected {len(schedulers) - 1} milestone(s) for {len(schedulers)} "
+                                 f"schedulers, got {len(milestones)}")
+        for m in milestones:
+            _check_int(name, "each milestone", m, 0)
+        self._schedulers, self._milestones = schedulers, milestones
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for s in schedulers:  # undo the initial step each scheduler took at construction
+            s.last_epoch -= 1
+        self._schedulers[bisect_right(self._milestones, 0)]._initial_step()
+        self._last_lr = schedulers[bisect_right(self._milestones, 0)].get_last_lr()
+
+    def step(self) -> None:  # type: ignore[override]
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            scheduler._update_lr(0)  # the next scheduler starts at its epoch 0
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+    _not_saved = ("optimizer", "_schedulers")
+
+    def state_dict(self) -> dict[str, Any]:
+        out = super().state_dict()
+        out["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        state = dict(state_dict)
+        saved = state.pop("_schedulers", None)
+        if not isinstance(saved, list) or len(saved) != len(self._schedulers):
+            raise OptimizerError(f"SequentialLR.load_state_dict: _schedulers must be a list of "
+                                 f"{len(self._schedulers)} state dicts, got {saved!r}")
+        super().load_state_dict(state)
+        for s, sd in zip(self._schedulers, saved, strict=True):
+            s.load_state_dict(sd)
