@@ -460,11 +460,11 @@ def train(model: G2P, opt, pairs: list, vocab: Vocab, args, device: str, label: 
           losses: list[float], curve: list, valid: tuple[list[str], dict], checkpoint: str):
     """``args.steps`` Adam steps on length-bucketed batches, appending to ``losses`` and to ``curve`` (step,
     validation PER, WER); returns the seconds and the steps done (fewer when Ctrl-C or SIGTERM asked to stop)."""
-    rng = np.random.default_rng(args.seed + step0)
+    rng = np.random.default_rng(args.seed)  # one stream of batches per run: a resumed run skips what was done
     plan: list = []
-    while len(plan) < args.steps:
+    while len(plan) < step0 + args.steps:
         plan += batches(pairs, args.batch_size, rng)
-    plan = plan[: args.steps]
+    plan = plan[step0 : step0 + args.steps]
     evals = {round(args.steps * k / args.eval_points) for k in range(1, args.eval_points + 1)}
     bar = None if (tqdm is None or args.no_progress) else tqdm(total=len(plan), desc=label, unit="batch",
                                                                dynamic_ncols=True)

