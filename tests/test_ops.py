@@ -136,6 +136,9 @@ binary_spec("mul", operator.mul, VALUES, VALUES)
 binary_spec("div", operator.truediv, VALUES, away_from_zero(0.5, 2))
 binary_spec("pow", operator.pow, floats(0.5, 2), floats(-2, 2))
 binary_spec("matmul", operator.matmul, VALUES, VALUES, MATMUL)
+# a batched operand against a shared (1-D or 2-D) one: its gradient is reduced inside the product
+binary_spec("matmul_batched", operator.matmul, VALUES, VALUES,
+            hnp.mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=3, max_side=3))
 
 
 @spec("addmm")

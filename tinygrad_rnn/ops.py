@@ -273,6 +273,10 @@ class MatMul(Function):
         xp = get_array_module(g)
         if a.ndim == 1 and b.ndim == 1:
             return g * b, g * a
+        if b.ndim <= 2 and a.ndim > 2:  # (..., n, k) @ (k, m): b is shared by every batch index
+            return self._backward_shared_b(g, xp)
+        if a.ndim == 2 and b.ndim > 2:  # (n, k) @ (..., k, m): a is shared
+            return self._backward_shared_a(g, xp)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g
@@ -289,6 +293,33 @@ class MatMul(Function):
             gb = xp.swapaxes(a2, -1, -2) @ g2
             if b.ndim == 1:
                 gb = gb[..., 0]
+        return ga, gb
+
+
+    # A broadcast operand's gradient is reduced inside the product (one 2-D matmul, as PyTorch does), never
+    # built as a (..., k, m) stack of per-batch gradients for the engine to sum: for a Linear on a (T, B, H)
+    # input that stack would be T copies of the weight's shape.
+    def _backward_shared_b(self, g, xp):
+        a, b = self.a, self.b
+        k = a.shape[-1]
+        ga = gb = None
+        if self.parents[0].requires_grad:
+            ga = g @ b.T if b.ndim == 2 else g[..., None] * b  # b 1-D: ga[..., n, k] = g[..., n] b[k]
+        if self.parents[1].requires_grad:
+            flat_a = a.reshape(-1, k)
+            gb = flat_a.T @ (g.reshape(-1, b.shape[1]) if b.ndim == 2 else g.reshape(-1))
+        return ga, gb
+
+    def _backward_shared_a(self, g, xp):
+        a, b = self.a, self.b
+        n, k = a.shape
+        ga = gb = None
+        if self.parents[0].requires_grad:  # Σ over the batch of g_i @ b_iᵀ as one (n, B·m) @ (B·m, k) product
+            g_cols = xp.moveaxis(g, -2, 0).reshape(n, -1)
+            b_cols = xp.moveaxis(xp.broadcast_to(b, g.shape[:-2] + b.shape[-2:]), -2, 0).reshape(k, -1)
+            ga = g_cols @ b_cols.T
+        if self.parents[1].requires_grad:
+            gb = a.T @ g
         return ga, gb
 
 
@@ -1139,30 +1170,49 @@ class Embedding(Function):
         return grad
 
 
+def _put_along_axis(target: Any, index: Any, values: Any, axis: int) -> None:
+    """``target[..., index, ...] = values`` along ``axis`` (NumPy's ``put_along_axis``; a mask where the
+    backend lacks it)."""
+    xp = get_array_module(target)
+    if hasattr(xp, "put_along_axis"):
+        xp.put_along_axis(target, index, values, axis=axis)
+    else:  # pragma: no cover - an older CuPy
+        shape = [1] * target.ndim
+        shape[axis] = target.shape[axis]
+        xp.copyto(target, xp.asarray(values, dtype=target.dtype), where=xp.arange(target.shape[axis]).reshape(shape) == index)
+
+
 class LogSoftmax(Function):
     """``log_softmax(a)_i = a_i - log Σ_j exp(a_j)`` along ``axis``, computed stably (max subtracted first).
 
-    With ``s = a - max(a)``, the ``k`` maxima contribute ``exp(0) = 1`` each, so ``log Σ_j exp(s_j) =
-    log k + log1p(r / k)`` with ``r`` the sum over the other entries: no overflow for any finite logits, and
-    the entry of a dominant class keeps full relative precision (``log_softmax([0, -50])[0] = -1.9e-22``,
-    where ``log(1 + r)`` would round to 0).
+    With ``s = a - max(a)`` and one maximum ``m`` picked per slice (``argmax``), ``exp(s_m) = 1``, so
+    ``log Σ_j exp(s_j) = log1p(r)`` with ``r = Σ_{j≠m} exp(s_j)`` (other tied maxima add exactly 1 each): no
+    overflow for any finite logits, and the entry of a dominant class keeps full relative precision
+    (``log_softmax([0, -50])[0] = -1.9e-22``, where ``log(1 + r)`` would round to 0).
+    The forward makes one exp pass and keeps ``softmax = exp(s) / (1 + r)`` for the backward.
 
-    Backward: ``∂a = g - softmax(a)·Σ_j g_j`` with ``softmax = exp(out)`` (from the saved output).
+    Backward: ``∂a = g - softmax(a)·Σ_j g_j``.
     """
 
     def forward(self, a, axis):
         xp = get_array_module(a)
         self.axis = axis
-        shifted = a - a.max(axis=axis, keepdims=True)
-        is_max = shifted == 0
-        count = is_max.sum(axis=axis, keepdims=True).astype(a.dtype)
-        rest = xp.where(is_max, 0, xp.exp(shifted)).sum(axis=axis, keepdims=True)
-        self.out = shifted - (xp.log(count) + xp.log1p(rest / count))
-        return self.out
+        top = xp.expand_dims(a.argmax(axis=axis), axis)  # one maximum per slice
+        shifted = a - xp.take_along_axis(a, top, axis=axis)
+        e = xp.exp(shifted)
+        _put_along_axis(e, top, 0, axis)  # the picked maximum's exp(0) = 1 stays out of r
+        rest = e.sum(axis=axis, keepdims=True)
+        shifted -= xp.log1p(rest)  # in place: our own temporary is the output
+        scale = 1 / (1 + rest)
+        e *= scale
+        _put_along_axis(e, top, scale, axis)
+        self.softmax = e
+        return shifted
 
     def backward(self, g):
-        xp = get_array_module(g)
-        return g - xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+        grad = self.softmax * -g.sum(axis=self.axis, keepdims=True)
+        grad += g
+        return grad
 
 
 def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
