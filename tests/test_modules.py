@@ -398,6 +398,19 @@ def test_load_state_dict_changes_nothing_when_any_value_is_bad(bad_value):
     assert all(np.array_equal(v.numpy(), before[k]) for k, v in model.state_dict().items())
 
 
+def test_load_state_dict_copies_in_place_like_torch():
+    m = nn.Linear(2, 2)
+    view = m.state_dict()["weight"]  # shares the parameter's memory
+    weight = m.weight
+    m.load_state_dict({"weight": np.ones((2, 2)), "bias": np.zeros(2)})
+    assert m.weight is weight and np.all(view.numpy() == 1)
+    frozen = tg.zeros(3)
+    frozen.array = np.broadcast_to(np.zeros(1, dtype=np.float32), (3,))  # a read-only view as storage
+    m.register_buffer("frozen", frozen)
+    m.load_state_dict({"weight": np.ones((2, 2)), "bias": np.zeros(2), "frozen": np.ones(3)})
+    assert np.all(m.frozen.numpy() == 1)
+
+
 def test_load_state_dict_refuses_truncating_floats_into_an_integer_buffer_and_returns_named_tuple():
     m = nn.Linear(1, 1)
     m.register_buffer("count", tg.zeros(1, dtype=np.int64))
@@ -462,6 +475,10 @@ def test_init_orthogonal_constant_eye_and_seeding():
         nn.init.xavier_uniform_(tg.zeros(3))
     with pytest.raises(TypeError, match="floating"):
         nn.init.normal_(tg.zeros(3, dtype=np.int64))
+    w = tg.zeros(3, 3, requires_grad=True)
+    before = w._version
+    nn.init.kaiming_uniform_(w)  # on a leaf that requires grad: fine (no_grad), and counted as an in-place change
+    assert w._version == before + 1 and w.requires_grad
     t = nn.init.trunc_normal_(tg.zeros(1000, dtype=np.float64), std=1.0, a=-0.5, b=0.5)
     assert t.numpy().min() >= -0.5 and t.numpy().max() <= 0.5
 

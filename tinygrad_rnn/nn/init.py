@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn.backend import to_device
-from tinygrad_rnn.tensor import Tensor, default_rng
+from tinygrad_rnn.tensor import Tensor, default_rng, no_grad
 
 __all__ = [
     "calculate_gain",
@@ -79,9 +79,14 @@ def _check(name: str, tensor: Any) -> None:
 
 
 def _fill(tensor: Tensor, values: Any) -> Tensor:
-    """Write ``values`` (a NumPy array or scalar) into ``tensor`` in place, cast to its dtype, on its device."""
+    """Write ``values`` (a NumPy array or scalar) into ``tensor`` in place, cast to its dtype, on its device.
+
+    An in-place ``copy_`` under ``no_grad``, as PyTorch's ``nn.init`` does: it counts as a change of the
+    tensor's storage, so a backward through an op that saved the old values raises.
+    """
     values = np.asarray(values, dtype=tensor.dtype)
-    tensor.array[...] = to_device(values, tensor.device) if tensor.device != "cpu" else values
+    with no_grad():
+        tensor.copy_(to_device(values, tensor.device) if tensor.device != "cpu" else values)
     return tensor
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from tinygrad_rnn import serialization
 from tinygrad_rnn.backend import get_array_module, normalize_device, to_device
-from tinygrad_rnn.tensor import Tensor
+from tinygrad_rnn.tensor import Tensor, no_grad
 
 __all__ = ["IncompatibleKeys", "Module", "Parameter", "StateDictError"]
 
@@ -318,7 +318,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad.array[...] = 0
+                p.grad.zero_()
 
     # ---------------------------------------------------------------- device and dtype
     def _convert(self, fn: Callable[[Any], Any]) -> Module:
@@ -406,6 +406,8 @@ class Module:
 
         Every value is checked and converted first (key, shape, a dtype that casts without loss of kind, the
         device transfer); only when all pass is any tensor changed, so a failed load leaves the module as it was.
+        Values are copied in place (``copy_`` under ``no_grad``, as PyTorch), so tensors taken from
+        ``state_dict()`` earlier see them, and a pending backward through the old values raises.
 
         Args:
             state_dict: name -> Tensor, NumPy/CuPy array, or anything ``numpy.asarray`` takes (a CPU PyTorch
@@ -463,8 +465,12 @@ class Module:
             problems.append(f"mis-shaped or wrongly typed keys: {bad}")
         if problems:
             raise StateDictError(f"error loading state dict into {type(self).__name__}: " + "; ".join(problems))
-        for target, new in converted:  # nothing can fail from here on
-            target.array = new
+        with no_grad():  # nothing can fail from here on: shapes, dtypes and devices all match
+            for target, new in converted:
+                if _writable(target.array):
+                    target.copy_(new)  # in place, as PyTorch: tensors sharing the storage see the new values
+                else:  # a read-only view (e.g. a broadcast buffer): give the tensor the new array instead
+                    target.array = new
         return IncompatibleKeys(missing, unexpected)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -513,6 +519,11 @@ class Module:
             else:
                 body = "\n  " + "\n  ".join(lines) + "\n"
         return f"{self._get_name()}({body})"
+
+
+def _writable(array: Any) -> bool:
+    flags = getattr(array, "flags", None)
+    return flags is None or bool(getattr(flags, "writeable", True))
 
 
 def _cast_problem(source: Any, target: Any) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tinygrad_rnn import ops
 from tinygrad_rnn.nn.utils import rnn
-from tinygrad_rnn.tensor import OpError, Tensor
+from tinygrad_rnn.tensor import OpError, Tensor, no_grad
 
 __all__ = ["parameters_to_vector", "rnn", "vector_to_parameters"]
 
@@ -58,7 +58,8 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     if vec.ndim != 1 or vec.shape[0] != total:
         raise OpError(f"vector_to_parameters: expected a 1-D vector of {total} elements, got shape {tuple(vec.shape)}")
     offset = 0
-    for p in params:
-        n = int(p.array.size)
-        p.array[...] = vec.array[offset:offset + n].reshape(p.shape).astype(p.dtype, copy=False)
-        offset += n
+    with no_grad():  # in-place copies, counted by each parameter's version counter
+        for p in params:
+            n = int(p.array.size)
+            p.copy_(vec.array[offset:offset + n].reshape(p.shape))
+            offset += n
