@@ -700,3 +700,19 @@ def test_torchs_implementation_switches_are_accepted():
         optim.SGD([p], lr=0.1, differentiable=True)
     with pytest.raises(optim.OptimizerError, match="foreach must be None, True or False"):
         optim.Adam([p], foreach="yes")
+
+
+@pytest.mark.parametrize("make", [lambda p: optim.SGD(p, lr=0.1, momentum=0.9), lambda p: optim.Adam(p),
+                                  lambda p: optim.AdamW(p), lambda p: optim.RMSprop(p), lambda p: optim.Adagrad(p)],
+                         ids=["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_a_step_is_an_in_place_change_that_backward_detects(make):
+    """``loss = (w*w).sum(); opt.step(); loss.backward()`` raises instead of differentiating at the new w."""
+    w = nn.Parameter(np.array([1.0, 2.0]))
+    opt = make([w])
+    w.grad = tg.tensor(np.array([0.5, 0.5]))
+    version = w._version
+    loss = (w * w).sum()
+    opt.step()
+    assert w._version > version
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
