@@ -156,10 +156,17 @@ class Tagger(nn.Module):
         return self.head(out)
 
 
+BUCKET = 16  # batches are padded to a multiple of 16 steps: few distinct shapes, so a captured step replays
+
+
 def padded(batch: list, device: str):
-    """Pad one batch: ids (B, T) with 0, targets (B, T) with PAD, and the lengths (B,)."""
+    """Pad one batch: ids (B, T) with 0, targets (B, T) with PAD, and the lengths (B,); T a multiple of BUCKET."""
     ids, lengths = nn.pad_sequences([ex[0] for ex in batch], batch_first=True, padding_value=0, device=device)
     targets, _ = nn.pad_sequences([ex[1] for ex in batch], batch_first=True, padding_value=PAD, device=device)
+    extra = -ids.shape[1] % BUCKET
+    if extra:
+        ids = tg.cat([ids, tg.zeros((ids.shape[0], extra), dtype=ids.dtype, device=device)], 1)
+        targets = tg.cat([targets, tg.full((targets.shape[0], extra), PAD, dtype=targets.dtype, device=device)], 1)
     return ids, targets, lengths
 
 
@@ -205,11 +212,18 @@ def train(model: Tagger, examples: list, args, device: str, label: str, run: dic
         run.update(current=label, step=step, model=model.state_dict(), optim=opt.state_dict(), losses=losses)
         save_run()
 
+    def loss_backward(ids: tg.Tensor, targets: tg.Tensor, lengths: np.ndarray) -> tg.Tensor:
+        """Forward, loss and backward of one batch: recorded once per shape, then replayed (tg.capture)."""
+        logits = model(ids, lengths)
+        loss = F.cross_entropy(logits.reshape(-1, len(TAGS)), targets.reshape(-1), ignore_index=PAD)
+        loss.backward()
+        return loss
+
+    train_step = loss_backward if args.eager else tg.capture(loss_backward, cache_size=32)
     started = time.perf_counter()
     for step in range(step0, len(plan)):
-        loss = batch_loss(model, plan[step], device)
         opt.zero_grad()
-        loss.backward()
+        loss = train_step(*padded(plan[step], device))
         optim.clip_grad_norm_(model.parameters(), args.clip)
         opt.step()
         losses.append(loss.item())
@@ -277,6 +291,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--show", type=non_negative_int, default=6, help="tagged test lines to print")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log every 100 batches instead)")
     add_checkpoint_options(p, every=100, unit="batches")
+    p.add_argument("--eager", action="store_true",
+                   help="run each training step on the tape instead of replaying a captured one (tinygrad_rnn.capture)")
     args = p.parse_args(argv)
     args.device = setup(p, args)
     args.checkpoint = RunCheckpoint(p, args, argv, "checkpoint.npz", SETTINGS)

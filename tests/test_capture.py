@@ -159,19 +159,24 @@ def test_a_new_shape_records_a_new_program_and_the_cache_is_bounded():
     assert step.stats == {"recorded": 4, "replayed": 2}  # T=4 replayed once; 3 evicted by 2, then re-recorded
 
 
-def test_lengths_read_outside_the_tape_become_part_of_the_signature():
+def test_lengths_as_arrays_are_replayed_and_as_lists_are_part_of_the_signature():
     model = Model("LSTM", 6, 3, 4, 1, True, False, 0.0, np.float64)
     step = capture(_step(model))
     rng = np.random.default_rng(1)
     x, y = (tg.tensor(rng.integers(0, 6, (5, 3))) for _ in range(2))
-    for lengths in ([5, 2, 3], [5, 2, 3], [1, 5, 4], np.array([5, 2, 3])):
+    cases = ([5, 2, 3], [5, 2, 3], [1, 5, 4], np.array([5, 2, 3]), np.array([2, 5, 1]), np.array([5, 5, 5]),
+             tg.tensor([1, 1, 4]))
+    for lengths in cases:
         model.zero_grad()
         step(x, y, lengths)
         got = _grads(model)
         model.zero_grad()
         _step(model)(x, y, lengths)
         _assert_same(got, _grads(model), "grad")
-    assert step.stats["recorded"] == 3  # two lists and a NumPy array (its values are read: static)
+    # lists are arguments by value (2 programs); an array or tensor of lengths is data (1 program each, replayed)
+    assert step.stats == {"recorded": 4, "replayed": 3}
+    with pytest.raises(tg.OpError, match="every length must lie in"):
+        step(x, y, np.array([6, 1, 1]))  # checked at a replay too
 
 
 def test_replaced_parameter_arrays_are_relinked_and_views_follow():
@@ -407,3 +412,37 @@ def test_fast_sigmoid_is_opt_in_and_within_its_documented_bound(dtype, bound):
     exact_grad = x_np.astype(np.longdouble) * exact * (1 - exact)
     assert float(np.max(np.abs(g_fast - exact_grad))) <= 200 * bound  # |x| ≤ 100 scales the error
     assert not np.array_equal(y_fast, y_default)  # it is a different formula
+
+
+def test_replay_equals_eager_on_every_device(device):
+    """The same program on CuPy (skipped without a GPU): buffers, views and out= calls on the device's arrays."""
+    models = []
+    for _ in range(2):
+        tg.manual_seed(0)
+        models.append((nn.Embedding(6, 3, device=device), nn.LSTM(3, 4, bidirectional=True, device=device),
+                       nn.Linear(8, 6, device=device)))
+
+    def make(model):
+        embed, lstm, head = model
+
+        def step(x, y):
+            out, _ = lstm(embed(x))
+            loss = F.cross_entropy(head(out).reshape(-1, 6), y)
+            loss.backward()
+            return loss
+        return step
+
+    eager, step = make(models[0]), capture(make(models[1]))
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = tg.tensor(rng.integers(0, 6, (5, 2)), device=device)
+        y = tg.tensor(rng.integers(0, 6, 10), device=device)
+        grads = []
+        for model, fn in ((models[0], eager), (models[1], step)):
+            params = [p for m in model for p in m.parameters()]
+            for p in params:
+                p.grad = None
+            loss = fn(x, y)
+            grads.append([loss.numpy()] + [p.grad.numpy() for p in params])
+        _assert_same(grads[0], grads[1], "loss and grads")
+    assert step.stats["replayed"] == 2

@@ -224,7 +224,10 @@ def _generic_fwd(cls: type, attrs: dict, holder: _Box | None, n_in: int, options
     """Any op without a lowering: a fresh instance's forward, its output(s) copied into the buffers."""
     f = cls.__new__(cls)
     f.__dict__.update(attrs)
-    result = f.forward(*arrays[:n_in], **options)
+    try:
+        result = f.forward(*arrays[:n_in], **options)
+    except (ValueError, IndexError, TypeError) as exc:  # as Function.apply reports it
+        raise _tm.OpError(f"{f.name}: {exc}") from exc
     outs = arrays[n_in:]
     if type(result) is tuple:
         for o, r in zip(outs, result):
@@ -371,7 +374,35 @@ class _Recorder:
                 if known[1].kind == "arg":
                     self.arg_used[known[1].ref] = True
                 return known[1]
-            return value
+            view = self.view_of_known(value)
+            return value if view is None else view
+        return self._option_container(value)
+
+    def view_of_known(self, value: Any) -> _Slot | None:
+        """A slot for an array that NumPy code made as a view of a recorded array (``mask[t]``), or None."""
+        base = value.base
+        known = None if base is None else self.arrays.get(id(base))
+        if known is None or not base.flags.c_contiguous or known[1].kind not in ("buf", "view", "arg"):
+            return None
+        xp = get_array_module(value)
+        if xp is np:
+            offset = value.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        else:  # pragma: no cover - needs a GPU
+            offset = value.data.ptr - base.data.ptr
+        if offset % value.itemsize or value.dtype != base.dtype:
+            return None
+        start, shape, strides = offset // value.itemsize, value.shape, value.strides
+
+        def fn(a: Any) -> Any:
+            return get_array_module(a).lib.stride_tricks.as_strided(a.reshape(-1)[start:], shape, strides)
+
+        slot = self.view(known[1], fn)
+        if known[1].kind == "arg":
+            self.arg_used[known[1].ref] = True
+        self.register(value, slot)
+        return slot
+
+    def _option_container(self, value: Any) -> Any:
         if type(value) in (tuple, list):
             return type(value)(self.option(v) for v in value)
         return value

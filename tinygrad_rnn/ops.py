@@ -1539,3 +1539,27 @@ class Dropout(Function):
 
     def backward(self, g):
         return g * self.scale
+
+
+class LengthMask(Function):
+    """The (T, B, 1) boolean mask ``t < lengths[b]`` of the real steps of B sequences (no gradient).
+
+    ``lengths`` (B,) integers in 1..``steps``, on any device; the mask is made on ``device``. A recurrent layer
+    uses it for ``lengths=``; being an op, a captured step (tinygrad_rnn.capture) recomputes it from new
+    lengths at every replay.
+
+    Raises:
+        OpError: a length outside 1..steps.
+    """
+
+    def forward(self, lengths, steps, device):
+        from tinygrad_rnn.backend import to_numpy
+
+        values = to_numpy(lengths)
+        if values.size and (int(values.min()) < 1 or int(values.max()) > steps):
+            raise ValueError(f"every length must lie in 1..T = 1..{steps}, got {values.tolist()}")
+        mask = np.arange(steps)[:, None, None] < values[None, :, None]
+        return to_device(mask, device)
+
+    def backward(self, g):  # pragma: no cover - integer input, never on a tape
+        return None

@@ -313,7 +313,7 @@ class RNNBase(Module):
         return list(zip(*per_state, strict=True))
 
     def _mask(self, lengths: Any, steps: int, batch: int, like: Tensor) -> Any:
-        """(T, B, 1) boolean mask of real steps, or None when every sequence has all T steps."""
+        """(T, B, 1) boolean mask of real steps (:class:`~tinygrad_rnn.ops.LengthMask`), or None without lengths."""
         if lengths is None:
             return None
         name = type(self).__name__
@@ -322,13 +322,11 @@ class RNNBase(Module):
             raise OpError(f"{name}: expected lengths of shape ({batch},) (one per sequence), got {values.shape}")
         if values.dtype.kind not in "iuf" or (values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0)):
             raise OpError(f"{name}: lengths must be integers, got {values.tolist()} (dtype {values.dtype})")
-        values = values.astype(np.int64)
+        values = values.astype(np.int64, copy=False)
         if values.min() < 1 or values.max() > steps:
             raise OpError(f"{name}: every length must lie in 1..T = 1..{steps}, got {values.tolist()}")
-        if values.min() == steps:
-            return None
-        mask = (np.arange(steps)[:, None] < values[None, :])[:, :, None]
-        return to_device(mask, like.device)
+        # an op (not NumPy code here), so that a captured step recomputes the mask from new lengths
+        return ops.LengthMask.apply(Tensor._wrap(values), steps=steps, device=like.device).array
 
     # ---------------------------------------------------------------- the time loop
     def _run_direction(self, x: Tensor, suffix: str, state: State, reverse: bool, mask: Any) -> tuple[Tensor, State]:
