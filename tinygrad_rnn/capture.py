@@ -54,6 +54,7 @@ the caller would expect to backpropagate through it).
 
 from __future__ import annotations
 
+import bisect
 import collections
 import functools
 import itertools
@@ -997,6 +998,46 @@ _LOWER: dict[type, tuple[Callable, Callable | None]] = {
 # --------------------------------------------------------------------------------------------------
 
 
+class _Arena:
+    """Offsets in one buffer for blocks with known lifetimes: best fit among free intervals, coalesced on free."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.free_list: list[list[int]] = []  # [offset, size], sorted by offset
+
+    def alloc(self, nbytes: int) -> int:
+        need = max(64, -(-nbytes // 64) * 64)
+        best = None
+        for k, (offset, size) in enumerate(self.free_list):
+            if size >= need and (best is None or size < self.free_list[best][1]):
+                best = k
+                if size == need:
+                    break
+        if best is None:
+            if self.free_list and self.free_list[-1][0] + self.free_list[-1][1] == self.size:  # grow the tail
+                offset = self.free_list.pop()[0]
+            else:
+                offset = self.size
+            self.size = offset + need
+            return offset
+        offset, size = self.free_list[best]
+        if size == need:
+            del self.free_list[best]
+        else:
+            self.free_list[best] = [offset + need, size - need]
+        return offset
+
+    def free(self, offset: int, nbytes: int) -> None:
+        need = max(64, -(-nbytes // 64) * 64)
+        fl = self.free_list
+        k = bisect.bisect_left(fl, [offset, 0])
+        fl.insert(k, [offset, need])
+        if k + 1 < len(fl) and fl[k][0] + fl[k][1] == fl[k + 1][0]:  # merge with the next
+            fl[k][1] += fl.pop(k + 1)[1]
+        if k > 0 and fl[k - 1][0] + fl[k - 1][1] == fl[k][0]:  # and with the previous
+            fl[k - 1][1] += fl.pop(k)[1]
+
+
 def _materialize(block: Any, slot: _Slot) -> Any:
     n = int(np.prod(slot.shape)) if slot.shape else 1
     flat = block[: n * slot.dtype.itemsize].view(slot.dtype)
@@ -1051,28 +1092,35 @@ class _Program:
         for rid in roots:
             starts[first[rid]].append(rid)
             ends[last[rid]].append(rid)
-        free: dict[tuple, list] = collections.defaultdict(list)
+        # offsets in one arena per backend, planned like malloc over the known lifetimes: best fit among the
+        # free intervals (coalesced when freed), the arena grows only when none fits; 64-byte aligned
+        arenas: dict[Any, _Arena] = {}
+        offsets: dict[int, tuple[Any, int]] = {}
         self.peak_bytes = 0
         live = 0
         for i in range(n + 1):
             for rid in starts.get(i, ()):
                 r = roots[rid]
                 nbytes = (int(np.prod(r.shape)) if r.shape else 1) * r.dtype.itemsize
-                pool = free[(nbytes, r.xp)]
-                block = pool.pop() if pool else r.xp.empty(nbytes, dtype=np.uint8)
-                self.blocks[rid] = block
+                key = r.xp
+                arena = arenas.setdefault(key, _Arena())
+                offsets[rid] = (key, arena.alloc(nbytes))
                 live += nbytes
                 self.peak_bytes = max(self.peak_bytes, live)
             for rid in ends.get(i, ()):
                 r = roots[rid]
-                block = self.blocks[rid]
-                free[(block.nbytes, r.xp)].append(block)
-                live -= block.nbytes
-        self.total_bytes = sum({id(b): b.nbytes for b in self.blocks.values()}.values())
-        for s in self.arg_slots:
-            buf = _materialize(s.xp.empty((int(np.prod(s.shape)) if s.shape else 1) * s.dtype.itemsize, np.uint8), s)
-            self.arg_bufs.append(buf)
-            self.total_bytes += buf.nbytes
+                key, offset = offsets[rid]
+                nbytes = (int(np.prod(r.shape)) if r.shape else 1) * r.dtype.itemsize
+                arenas[key].free(offset, nbytes)
+                live -= nbytes
+        memory = {xp: xp.empty(max(arena.size, 64), dtype=np.uint8) for xp, arena in arenas.items()}
+        for rid, (key, offset) in offsets.items():
+            self.blocks[rid] = memory[key][offset:]
+        self.total_bytes = sum(int(m.nbytes) for m in memory.values())
+        # arguments are used in place when they have the recorded strides (no copy); otherwise copied into a
+        # buffer of the recorded layout, made at the first such call
+        self.arg_bufs = [None] * len(self.arg_slots)
+        self.arg_copies: list = [None] * len(self.arg_slots)
 
     def _array(self, slot: _Slot, memo: dict) -> Any:
         a = memo.get(slot.id)
@@ -1085,6 +1133,8 @@ class _Program:
             a = slot.fn(self._array(slot.base, memo))
         elif kind == "arg":
             a = self.arg_bufs[slot.ref]
+            if a is None:  # linked before any call: a placeholder of the recorded layout
+                a = self.arg_bufs[slot.ref] = self._arg_copy(slot.ref)
         elif kind == "param":
             a = slot.ref.array
         else:
@@ -1114,11 +1164,44 @@ class _Program:
         self.code = [(ins.fn, self._resolve(ins.args, memo)) for ins in self.instrs]
         self.param_links = [(s.ref, s.ref.array) for s in self.params]
         self.out_arrays = {s.id: self._array(s, memo) for s in _collect_slots(self.outputs)}
+        if not hasattr(self, "arg_code"):  # the instructions that read an argument (rebound at each call)
+            def uses_arg(obj: Any) -> bool:
+                found: list[_Slot] = []
+                _slots_in(obj, found)
+                return any(f.root().kind == "arg" for f in found)
+
+            self.arg_code = [i for i, ins in enumerate(self.instrs) if uses_arg(ins.args)]
+            self.arg_outputs = [sl for sl in _collect_slots(self.outputs) if sl.root().kind == "arg"]
+
+    def _arg_copy(self, index: int) -> Any:
+        s = self.arg_slots[index]
+        if self.arg_copies[index] is None:
+            nbytes = (int(np.prod(s.shape)) if s.shape else 1) * s.dtype.itemsize
+            self.arg_copies[index] = _materialize(s.xp.empty(max(nbytes, 1), np.uint8), s)
+        return self.arg_copies[index]
+
+    def _bind_args(self, arrays: list) -> None:
+        changed = False
+        for i, (new, slot) in enumerate(zip(arrays, self.arg_slots)):
+            if new is self.arg_bufs[i]:
+                continue
+            if new.strides != slot.proto.strides or get_array_module(new) is not slot.xp:
+                buf = self._arg_copy(i)
+                get_array_module(buf).copyto(buf, new)
+                new = buf
+            if new is not self.arg_bufs[i]:
+                self.arg_bufs[i] = new
+                changed = True
+        if changed:
+            memo: dict[int, Any] = {}
+            for i in self.arg_code:
+                ins = self.instrs[i]
+                self.code[i] = (ins.fn, self._resolve(ins.args, memo))
+            for sl in self.arg_outputs:
+                self.out_arrays[sl.id] = self._array(sl, memo)
 
     def run(self, arrays: list, tensors: list) -> Any:
-        for buf, new in zip(self.arg_bufs, arrays):
-            if buf is not new:
-                get_array_module(buf).copyto(buf, new)
+        self._bind_args(arrays)
         for t, a in self.param_links:
             if t.array is not a:
                 self._link()
