@@ -999,7 +999,7 @@ _LOWER: dict[type, tuple[Callable, Callable | None]] = {
 
 
 class _Arena:
-    """Offsets in one buffer for blocks with known lifetimes: best fit among free intervals, coalesced on free."""
+    """Offsets in one buffer for blocks with known lifetimes: first fit among free intervals, coalesced on free."""
 
     def __init__(self) -> None:
         self.size = 0
@@ -1009,10 +1009,9 @@ class _Arena:
         need = max(64, -(-nbytes // 64) * 64)
         best = None
         for k, (offset, size) in enumerate(self.free_list):
-            if size >= need and (best is None or size < self.free_list[best][1]):
+            if size >= need:
                 best = k
-                if size == need:
-                    break
+                break
         if best is None:
             if self.free_list and self.free_list[-1][0] + self.free_list[-1][1] == self.size:  # grow the tail
                 offset = self.free_list.pop()[0]
@@ -1092,7 +1091,7 @@ class _Program:
         for rid in roots:
             starts[first[rid]].append(rid)
             ends[last[rid]].append(rid)
-        # offsets in one arena per backend, planned like malloc over the known lifetimes: best fit among the
+        # offsets in one arena per backend, planned like malloc over the known lifetimes: first fit among the
         # free intervals (coalesced when freed), the arena grows only when none fits; 64-byte aligned
         arenas: dict[Any, _Arena] = {}
         offsets: dict[int, tuple[Any, int]] = {}
