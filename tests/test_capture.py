@@ -446,3 +446,27 @@ def test_replay_equals_eager_on_every_device(device):
             grads.append([loss.numpy()] + [p.grad.numpy() for p in params])
         _assert_same(grads[0], grads[1], "loss and grads")
     assert step.stats["replayed"] == 2
+
+
+def test_in_place_writes_behind_the_tape_are_refused():
+    fc = _linear_model()
+
+    @capture
+    def f(x):
+        with tg.no_grad():
+            y = fc(x)
+            y.add_(1.0)  # an in-place write into a recorded op's output
+        return y
+
+    with pytest.raises(CaptureError, match="in-place op"):
+        f(tg.ones(4, 3))
+
+    @capture
+    def g(x):
+        h = tg.zeros(4, 2)
+        h.fill_(2.0)  # a constant made inside, written before any op reads it: fine
+        with tg.no_grad():
+            return fc(x) * h
+
+    for k in range(3):
+        assert np.array_equal(g(tg.full((4, 3), float(k))).numpy(), (fc(tg.full((4, 3), float(k))) * 2.0).numpy())

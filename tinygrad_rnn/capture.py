@@ -421,6 +421,20 @@ class _Recorder:
             f"code that uses it would not run again at a replay. Return the tensor from the function and call "
             f"{what} on it outside, or run this function without capture")
 
+    def inplace(self, array: Any) -> None:
+        storage = _tm._storage_of(array)
+        for t, param_array, _ in self.param_snapshots:
+            if _tm._storage_of(param_array) is storage:
+                raise CaptureError(
+                    f"capture: a parameter of shape {tuple(t.shape)} was changed inside the captured function by "
+                    "an in-place op; a replay would not repeat it. Call optimizer.step() between the captured calls")
+        for known, slot in self.arrays.values():
+            if slot.kind != "const" and _tm._storage_of(known) is storage:
+                raise CaptureError(
+                    "capture: an in-place op inside the captured function writes into an array that recorded ops "
+                    f"read or wrote (a tensor of shape {tuple(array.shape)}); a replay would not repeat the write. "
+                    "Use the out-of-place op (x = x + y) inside the function")
+
     def random(self, device: str) -> None:
         if not self.in_op:
             raise CaptureError(

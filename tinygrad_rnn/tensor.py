@@ -396,6 +396,8 @@ def _forget(key: int) -> Any:
 
 def _bump(array: Any) -> None:
     """Record an in-place change of ``array``'s storage (version + 1)."""
+    if _recorder is not None:  # tinygrad_rnn.capture: a write behind the tape while recording
+        _recorder.inplace(array)
     base = _storage_of(array)
     key = id(base)
     entry = _storages.get(key)
