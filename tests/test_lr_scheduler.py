@@ -223,3 +223,13 @@ def test_one_cycle_refuses_steps_past_total():
         sched.step()
     with pytest.raises(optim.OptimizerError, match="give total_steps"):
         lr_scheduler.OneCycleLR(opt, max_lr=0.1)
+
+
+def test_lambda_returning_a_non_number_and_huge_ints_raise_clear_errors():
+    _, opt = optimizers()
+    with pytest.raises(optim.OptimizerError, match=r"LambdaLR: lr_lambda\(0\) must be a finite number"):
+        lr_scheduler.LambdaLR(opt, lambda e: "fast")
+    with pytest.raises(optim.OptimizerError, match="StepLR: gamma"):
+        lr_scheduler.StepLR(opt, 2, gamma=10**400)
+    with pytest.raises(optim.OptimizerError, match="SGD: lr"):
+        optim.SGD(opt.param_groups[0]["params"], lr=10**400)

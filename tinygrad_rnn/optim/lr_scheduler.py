@@ -163,6 +163,13 @@ def _lambdas(name: str, optimizer: Optimizer, lr_lambda: Any) -> list[Callable[[
     return fns
 
 
+def _factor(name: str, fn: Callable[[int], float], epoch: int) -> float:
+    """``fn(epoch)``, checked to be a finite real number >= 0."""
+    value = fn(epoch)
+    check_number(name, f"lr_lambda({epoch})", value)
+    return value
+
+
 class _LambdaState(LRScheduler):
     """State dicts of schedules holding functions: the functions are not saved (as PyTorch)."""
 
@@ -199,7 +206,7 @@ class LambdaLR(_LambdaState):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+        return [base_lr * _factor("LambdaLR", fn, self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
 
 class MultiplicativeLR(_LambdaState):
@@ -217,7 +224,8 @@ class MultiplicativeLR(_LambdaState):
     def get_lr(self) -> list[float]:
         if self._is_initial:
             return self._group_lrs()
-        return [group["lr"] * fn(self.last_epoch) for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
+        return [group["lr"] * _factor("MultiplicativeLR", fn, self.last_epoch)
+                for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
 
 
 class StepLR(LRScheduler):

@@ -56,7 +56,10 @@ def check_number(owner: str, name: str, value: Any, low: float = 0.0, high: floa
         raise OptimizerError(f"{owner}: {name} must be {expected}, got {value!r} ({type(value).__name__})")
     if not _is_number(value):
         raise OptimizerError(f"{owner}: {name} must be {expected}, got {value!r} ({type(value).__name__})")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond float range
+        v = math.inf
     ok = math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
     if not ok:
         raise OptimizerError(f"{owner}: {name} must be {expected}, got {value!r}")
