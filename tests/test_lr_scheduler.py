@@ -233,3 +233,21 @@ def test_lambda_returning_a_non_number_and_huge_ints_raise_clear_errors():
         lr_scheduler.StepLR(opt, 2, gamma=10**400)
     with pytest.raises(optim.OptimizerError, match="SGD: lr"):
         optim.SGD(opt.param_groups[0]["params"], lr=10**400)
+
+
+def test_chained_scheduler_matches_torch():
+    opt_t, opt_g = optimizers()
+    chains = []
+    for lib, opt in ((torch.optim.lr_scheduler, opt_t), (lr_scheduler, opt_g)):
+        chains.append(lib.ChainedScheduler([lib.ConstantLR(opt, factor=0.5, total_iters=3),
+                                            lib.ExponentialLR(opt, gamma=0.9)]))
+    chain_t, chain_g = chains
+    for _ in range(8):
+        opt_t.step()
+        opt_g.step()
+        chain_t.step()
+        chain_g.step()
+        assert chain_g.get_last_lr() == pytest.approx(chain_t.get_last_lr(), rel=1e-12)
+    chain_g.load_state_dict(chain_g.state_dict())
+    with pytest.raises(optim.OptimizerError, match="ReduceLROnPlateau"):
+        lr_scheduler.ChainedScheduler([lr_scheduler.ReduceLROnPlateau(opt_g)])

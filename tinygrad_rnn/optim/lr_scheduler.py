@@ -18,6 +18,7 @@ from typing import Any
 from tinygrad_rnn.optim.optimizer import Optimizer, OptimizerError, check_number
 
 __all__ = [
+    "ChainedScheduler",
     "ConstantLR",
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
@@ -728,5 +729,54 @@ class SequentialLR(LRScheduler):
             raise OptimizerError(f"SequentialLR.load_state_dict: _schedulers must be a list of "
                                  f"{len(self._schedulers)} state dicts, got {saved!r}")
         super().load_state_dict(state)
+        for s, sd in zip(self._schedulers, saved, strict=True):
+            s.load_state_dict(sd)
+
+
+class ChainedScheduler(LRScheduler):
+    """Step several schedulers of one optimizer together, each scaling the rate the previous one set
+    (e.g. ``ConstantLR`` then ``ExponentialLR``).
+
+    Raises:
+        OptimizerError: no scheduler, a ``ReduceLROnPlateau``, or schedulers of different optimizers.
+    """
+
+    def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None):
+        name = "ChainedScheduler"
+        schedulers = list(schedulers)
+        if not schedulers:
+            raise OptimizerError(f"{name}: expected at least one scheduler")
+        optimizer = optimizer if optimizer is not None else getattr(schedulers[0], "optimizer", None)
+        _check_optimizer(name, optimizer)
+        for i, s in enumerate(schedulers):
+            if isinstance(s, ReduceLROnPlateau) or not isinstance(s, LRScheduler):
+                raise OptimizerError(f"{name}: schedulers[{i}] must be an LRScheduler other than ReduceLROnPlateau, "
+                                     f"got {type(s).__name__}")
+            if s.optimizer is not optimizer:
+                raise OptimizerError(f"{name}: schedulers[{i}] belongs to another optimizer")
+        self._schedulers, self.optimizer = schedulers, optimizer
+        self._last_lr = self._group_lrs()
+
+    def step(self) -> None:  # type: ignore[override]
+        for s in self._schedulers:
+            s.step()
+        self._last_lr = self._group_lrs()
+
+    _not_saved = ("optimizer", "_schedulers")
+
+    def state_dict(self) -> dict[str, Any]:
+        out = super().state_dict()
+        out["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        state = dict(state_dict)
+        saved = state.pop("_schedulers", None)
+        if not isinstance(saved, list) or len(saved) != len(self._schedulers):
+            raise OptimizerError(f"ChainedScheduler.load_state_dict: _schedulers must be a list of "
+                                 f"{len(self._schedulers)} state dicts, got {saved!r}")
+        if not isinstance(state.get("_last_lr"), list):
+            raise OptimizerError("ChainedScheduler.load_state_dict: expected the state of a ChainedScheduler")
+        self._last_lr = list(state["_last_lr"])
         for s, sd in zip(self._schedulers, saved, strict=True):
             s.load_state_dict(sd)
