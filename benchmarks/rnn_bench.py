@@ -10,7 +10,15 @@ float32, the same weights) are timed:
   the same array operations with no framework around them, the zero-overhead limit for a NumPy tape. Its
   gradients are checked against the tape's (float64, ≤ 1e-10) before anything is timed;
 * ``torch`` — ``torch.nn.RNN/LSTM/GRU`` on the CPU, when PyTorch is installed (its LSTM is one fused C++ op
-  per step).
+  per step);
+* ``captured`` — the tape's step through ``tinygrad_rnn.capture`` (recorded once, replayed as a flat program of
+  NumPy calls; checked bitwise equal to the tape's gradients first). Its peak memory includes the buffers the
+  program holds between calls.
+
+The *main job* is one training step of ``examples/char_lm.py``'s default model (Embedding -> cell(32, 128) ->
+Linear, B32·T64, cross-entropy, backward, ``clip_grad_norm_(1.0)``, Adam): eager, captured, captured with the
+opt-in ``fast_sigmoid``, and the same model in PyTorch with the same weights (``--only-main-job``,
+``--skip-main-job``).
 
 A *training step* is: forward over the whole sequence, the scalar loss ``sum(output ⊙ R)`` for a fixed random
 R, and backward to every parameter. *Forward* is the forward pass alone under ``no_grad``. Times are medians

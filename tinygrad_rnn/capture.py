@@ -37,9 +37,12 @@ What is refused (:class:`CaptureError`, at the recording call):
 
 What cannot be detected (documented limits):
 
-* an argument whose values ``fn`` reads outside the ops (``lengths=``, a NumPy array turned into a new tensor
-  inside ``fn``) is treated as static: its values become part of the signature, so a new value records a new
-  program (correct, but a new recording per value: a warning says so after ``cache_size`` recordings);
+* an argument whose values ``fn`` reads outside the ops (a NumPy array turned into a new tensor inside ``fn``,
+  a value read with ``.numpy()``) is treated as static: its values become part of the signature, so a new value
+  records a new program (correct, but a new recording per value: a warning says so after ``cache_size``
+  recordings). Lists and numbers are static too. (The ``lengths=`` of the recurrent layers are data when given
+  as an array or tensor: their mask is an op, recomputed at every replay.) An argument that ops use *and* that
+  ``fn`` also reads outside them is not detected;
 * state that ``fn`` reads from outside other than arguments and parameters is baked in at the recording: a
   module's ``train()``/``eval()`` mode, a Python number, a tensor that does not require a gradient held in a
   closure (its array is used by reference: writes into it are seen, rebinding the name is not);
@@ -1418,7 +1421,7 @@ class Captured:
             warnings.warn(
                 f"capture: {getattr(self.fn, '__name__', 'the function')} was recorded {self._recordings[skey]} "
                 f"times for arguments of one shape: argument(s) {list(static)} are read by value outside the ops "
-                "(e.g. lengths=, or an array turned into a new tensor inside the function), so each new value "
+                "(e.g. a list, or an array turned into a new tensor inside the function), so each new value "
                 "records a new program. Pass such data as tensors used by ops, or keep it fixed", stacklevel=3)
         return result
 
