@@ -248,7 +248,10 @@ class MatMul(Function):
 
     def forward(self, a, b):
         try:
-            out = a @ b
+            if a.ndim > 2 and b.ndim == 2 and a.shape[-1] == b.shape[0]:  # one 2-D product, not one per batch index
+                out = (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[1:])
+            else:
+                out = a @ b
         except ValueError:  # say why in our words (checked only when the backend refused)
             if a.ndim == 0 or b.ndim == 0:
                 raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}")
@@ -303,8 +306,8 @@ class MatMul(Function):
         a, b = self.a, self.b
         k = a.shape[-1]
         ga = gb = None
-        if self.parents[0].requires_grad:
-            ga = g @ b.T if b.ndim == 2 else g[..., None] * b  # b 1-D: ga[..., n, k] = g[..., n] b[k]
+        if self.parents[0].requires_grad:  # b 1-D: ga[..., n, k] = g[..., n] b[k]
+            ga = (g.reshape(-1, b.shape[1]) @ b.T).reshape(a.shape) if b.ndim == 2 else g[..., None] * b
         if self.parents[1].requires_grad:
             flat_a = a.reshape(-1, k)
             gb = flat_a.T @ (g.reshape(-1, b.shape[1]) if b.ndim == 2 else g.reshape(-1))
