@@ -49,6 +49,9 @@ What cannot be detected (documented limits):
 * arrays written behind the tape's back between calls other than parameters (an input held in a closure
   and changed through its ``.array``) are seen only when written in place.
 
+The recorder is one process-wide slot (one check per op on the hot path): while a call is being recorded, ops
+that other threads run would be recorded into it, so record from one thread at a time.
+
 Returned tensors are new tensors without history (the values of eager's: e.g. a final recurrent state to carry
 to the next call, which a truncated-BPTT loop detaches anyway); ``p.grad`` returned is the parameter's ``.grad``
 after the replay. A function that returns a tensor with history must call ``backward()`` inside (otherwise
