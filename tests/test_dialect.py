@@ -379,3 +379,35 @@ def test_functional_losses_match_pytorch():
         F.mse_loss(tg.ones(2), tg.ones(2), reduction="avg")
     with pytest.raises(tg.OpError, match="size_average"):
         F.cross_entropy(tg.ones(2, 3), tg.tensor([0, 1]), None, True)
+
+
+METHOD_CASES = {
+    "arith": lambda m, x: x.add(x, alpha=2).sub(1.5).mul(x).div(3) + x.neg().pow(2) + (x.square() + 1).reciprocal(),
+    "mm": lambda m, x: x.mm(x.t()) + x.matmul(x.t()) + x[0].dot(x[1]),
+    "narrow_flip": lambda m, x: (x.narrow(1, 1, 2), x.flip(0), x.flip(0, 1), x.index_select(1, m.tensor([3, 0, 3]))),
+    "masked_where": lambda m, x: (x.masked_select(x > 0.5), x.where(x > 0, -x)),
+    "logsumexp_norm": lambda m, x: (x.logsumexp(1), x.logsumexp(0, keepdim=True), x.norm(), x.norm(p=1, dim=1)),
+    "rsqrt": lambda m, x: (x.abs() + 1).rsqrt(),
+    "bool_reductions": lambda m, x: ((x > 0).all(), (x > 0).any(1), x.argsort(1), x.detach().sign()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(METHOD_CASES))
+def test_method_spellings_match_pytorch(name):
+    _compare(METHOD_CASES[name], name)
+
+
+def _compare(case, name):
+    torch = pytest.importorskip("torch")
+    ours_x = tg.tensor(X, requires_grad=True)
+    ref_x = torch.tensor(X, requires_grad=True)
+    ours, ref = _run(case, tg, ours_x), _run(case, torch, ref_x)
+    for o, r in zip(ours, ref):
+        assert tuple(o.shape) == tuple(r.shape), name
+        np.testing.assert_allclose(o.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
+    floats = [(o, r) for o, r in zip(ours, ref) if r.dtype.is_floating_point and r.requires_grad]
+    if floats:
+        weights = [np.linspace(0.5, 1.5, r.numel()).reshape(tuple(r.shape)) for _, r in floats]
+        sum(((o * w).sum() for (o, _), w in zip(floats, weights)), tg.tensor(0.0, dtype=tg.float64)).backward()
+        sum((r * torch.from_numpy(w)).sum() for (_, r), w in zip(floats, weights)).backward()
+        np.testing.assert_allclose(ours_x.grad.numpy(), ref_x.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
