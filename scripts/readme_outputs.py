@@ -12,8 +12,8 @@ A quoted output sits between two markers, with the command that produced it name
 naming the machine, its load and the date); ``--check`` reruns them and exits 1 when a quoted output has
 drifted from what the current code prints. The check ignores what legitimately varies between runs and
 machines: wall-clock times, the sampled text of the language model, and rounding-level numbers (below
-1e-6, e.g. the article check's 1e-16 errors); other numbers must agree to 2 % (BLAS builds on other CPUs
-sum in other orders, which moves a trained model's last digits). ``--only NAME`` limits the run.
+1e-6, e.g. the article check's 1e-16 errors); other numbers must agree to 2 % (10 % for g2p's error rates:
+BLAS builds on other CPUs sum in other orders, which moves a trained model's last digits). ``--only NAME`` limits the run.
 """
 
 from __future__ import annotations
@@ -41,7 +41,11 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
                  [PY, str(ROOT / "examples" / "sunspots.py"), "--no-progress"]),
     "tag_python_tokens": ("python examples/tag_python_tokens.py --compare --no-progress",
                           [PY, str(ROOT / "examples" / "tag_python_tokens.py"), "--compare", "--no-progress"]),
+    "g2p": ("python examples/g2p.py --no-progress", [PY, str(ROOT / "examples" / "g2p.py"), "--no-progress"]),
 }
+# how far a number may move before it counts as drift: 2 %, more where short training amplifies the last bits
+# of a different summation order into a few per cent of error rate (g2p: 800 steps of a seq2seq model)
+TOLERANCE = {"g2p": 0.10}
 
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:e[-+]?\d+)?")
@@ -82,6 +86,8 @@ def render(name: str, output: str, seconds: float) -> str:
 def comparable(text: str, name: str) -> list[str]:
     """The lines of a quoted output that must not drift, with volatile parts masked."""
     lines = text.split("```text\n", 1)[-1].split("\n```", 1)[0].splitlines()
+    if name == "g2p":  # the example pronunciations (words and phonemes) follow the model's last bits
+        lines = [line for line in lines if not line.startswith("  ") or "%" in line or "PER" in line]
     if name == "char_lm" and "sample:" in lines:  # the sampled text is chaotic in the last bits
         start = lines.index("sample:")
         end = next((i for i in range(start, len(lines)) if lines[i].startswith("checkpoint:")), len(lines))
@@ -89,15 +95,15 @@ def comparable(text: str, name: str) -> list[str]:
     return [TIMING.sub("<time>", line).rstrip() for line in lines if line.strip()]
 
 
-def numbers_agree(a: str, b: str) -> bool:
-    """Two masked lines agree: same words, numbers within 2 % (rounding-level numbers ignored)."""
+def numbers_agree(a: str, b: str, rtol: float = 0.02) -> bool:
+    """Two masked lines agree: same words, numbers within ``rtol`` (rounding-level numbers ignored)."""
     if NUMBER.sub("#", a) != NUMBER.sub("#", b):
         return False
     for x, y in zip(NUMBER.findall(a), NUMBER.findall(b)):
         fx, fy = float(x.replace(",", "")), float(y.replace(",", ""))
         if max(abs(fx), abs(fy)) < 1e-6:
             continue
-        if abs(fx - fy) > 0.02 * max(abs(fx), abs(fy)) + 1e-12:
+        if abs(fx - fy) > rtol * max(abs(fx), abs(fy)) + 1e-12:
             return False
     return True
 
@@ -109,7 +115,7 @@ def drift(quoted: str, fresh: str, name: str) -> list[str]:
     if len(old) != len(new):
         problems.append(f"{len(old)} lines quoted, {len(new)} printed now")
     for i, (a, b) in enumerate(zip(old, new)):
-        if not numbers_agree(a, b):
+        if not numbers_agree(a, b, TOLERANCE.get(name, 0.02)):
             problems.append(f"line {i + 1}:\n  quoted:  {a}\n  printed: {b}")
     return problems
 
