@@ -11,7 +11,7 @@ It speaks PyTorch's dialect: ``import tinygrad_rnn as torch`` covers the ``torch
 Tensor([[2., 4.]])
 """
 
-from tinygrad_rnn import cuda, functional, nn, optim, utils
+from tinygrad_rnn import cuda, functional, nn, onnx, optim, utils
 from tinygrad_rnn.backend import DeviceError, cuda_is_available, device
 from tinygrad_rnn.capture import CaptureError, capture
 from tinygrad_rnn.gradcheck import gradcheck

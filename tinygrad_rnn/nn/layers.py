@@ -11,7 +11,7 @@ from tinygrad_rnn import ops
 from tinygrad_rnn.backend import get_array_module, normalize_device, to_device
 from tinygrad_rnn.nn import functional as F
 from tinygrad_rnn.nn.module import Module, Parameter
-from tinygrad_rnn.tensor import DEFAULT_FLOAT, OpError, Tensor, default_rng
+from tinygrad_rnn.tensor import OpError, Tensor, default_rng, get_default_dtype
 
 __all__ = [
     "Dropout",
@@ -31,8 +31,10 @@ __all__ = [
 def uniform_parameter(shape: tuple[int, ...], bound: float, dtype: Any, device: str | None) -> Parameter:
     """A Parameter drawn from U(-bound, bound) with the CPU generator, then moved to ``device``.
 
-    Drawing on the CPU makes a seeded model identical on every device.
+    Drawing on the CPU makes a seeded model identical on every device. ``dtype`` None: the default dtype
+    (:func:`tinygrad_rnn.get_default_dtype`, as PyTorch's layers follow ``torch.set_default_dtype``).
     """
+    dtype = get_default_dtype() if dtype is None else dtype
     data = default_rng("cpu").uniform(-bound, bound, size=shape).astype(dtype)
     device = normalize_device(device)
     return Parameter(to_device(data, device))
@@ -51,7 +53,6 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None,
                  device: str | None = None):
         super().__init__()
-        dtype = DEFAULT_FLOAT if dtype is None else dtype
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features) if in_features else 0.0
         self.weight = uniform_parameter((out_features, in_features), bound, dtype, device)
@@ -97,7 +98,7 @@ class Embedding(Module):
         self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse = max_norm, norm_type, False, False
         if _weight is None:
             data = default_rng("cpu").standard_normal((num_embeddings, embedding_dim))
-            data = data.astype(DEFAULT_FLOAT if dtype is None else dtype)
+            data = data.astype(get_default_dtype() if dtype is None else dtype)
             if padding_idx is not None:
                 data[padding_idx] = 0
             self.weight = Parameter(to_device(data, normalize_device(device)), requires_grad=not _freeze)

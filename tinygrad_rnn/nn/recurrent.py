@@ -45,7 +45,7 @@ from tinygrad_rnn.nn.cells import RecurrentCell, State
 from tinygrad_rnn.nn.layers import uniform_parameter
 from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.nn.utils.rnn import PackedSequence
-from tinygrad_rnn.tensor import DEFAULT_FLOAT, OpError, Tensor, full, zeros
+from tinygrad_rnn.tensor import OpError, Tensor, full, zeros
 
 __all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell",
            "RNNBase", "RNN", "LSTM", "GRU", "PeepholeLSTM", "pad_sequences"]
@@ -102,7 +102,7 @@ class RNNCellBase(Module):
 
     cell: RecurrentCell
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = DEFAULT_FLOAT,
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = None,
                  device: str | None = None, *, cell: RecurrentCell | None = None):
         super().__init__()
         self.cell = _the_cell(self, cell, input_size)
@@ -152,7 +152,7 @@ class RNNCell(RNNCellBase):
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 dtype: Any = DEFAULT_FLOAT, device: str | None = None):
+                 dtype: Any = None, device: str | None = None):
         super().__init__(input_size, hidden_size, bias, dtype, device, cell=cells.Elman(nonlinearity))
         self.nonlinearity = nonlinearity
 
@@ -235,7 +235,7 @@ class RNNBase(Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype: Any = DEFAULT_FLOAT, device: str | None = None, *, cell: RecurrentCell | None = None):
+                 dtype: Any = None, device: str | None = None, *, cell: RecurrentCell | None = None):
         super().__init__()
         name = type(self).__name__
         self.cell = _the_cell(self, cell, input_size)
@@ -426,7 +426,7 @@ class RNN(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype: Any = DEFAULT_FLOAT, device: str | None = None):
+                 dtype: Any = None, device: str | None = None):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype, device, cell=cells.Elman(nonlinearity))
         self.nonlinearity = nonlinearity

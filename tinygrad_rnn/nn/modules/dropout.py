@@ -1,0 +1,5 @@
+"""``torch.nn.modules.dropout``."""
+
+from tinygrad_rnn.nn.layers import Dropout
+
+__all__ = ["Dropout"]

@@ -1,0 +1,5 @@
+"""``torch.nn.modules.module``."""
+
+from tinygrad_rnn.nn.module import Module
+
+__all__ = ["Module"]
