@@ -12,7 +12,7 @@ Tensor([[2., 4.]])
 """
 
 from tinygrad_rnn import cuda, functional, nn, onnx, optim, utils
-from tinygrad_rnn.backend import DeviceError, cuda_is_available, device
+from tinygrad_rnn.backend import DeviceError, cuda_is_available, device, get_default_device, set_default_device
 from tinygrad_rnn.capture import CaptureError, capture
 from tinygrad_rnn.gradcheck import gradcheck
 from tinygrad_rnn.ops import (
@@ -74,6 +74,7 @@ from tinygrad_rnn.tensor import (
     DoubleTensor,
     FloatTensor,
     Function,
+    Generator,
     HalfTensor,
     IntTensor,
     LongTensor,

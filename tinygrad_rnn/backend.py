@@ -26,7 +26,9 @@ except Exception as exc:  # ImportError, or a CUDA driver error raised at import
 __all__ = [
     "DeviceError",
     "device",
+    "get_default_device",
     "normalize_device",
+    "set_default_device",
     "get_array_module",
     "device_of",
     "to_device",
@@ -119,17 +121,38 @@ def cuda_is_available() -> bool:
     return cuda_unavailable_reason() is None
 
 
+_default_device = ["cpu"]
+
+
+def set_default_device(device: str | None) -> None:
+    """``torch.set_default_device``: the device of new tensors from the creation functions (``zeros``, ``randn``,
+    ...) and of new layers' parameters when no ``device`` is given. ``None`` restores ``"cpu"``.
+
+    Tensors made from existing data (``tensor(list)``, ``from_numpy``) stay where the data is unless given a
+    ``device`` (PyTorch would put ``tensor(list)`` on the default device).
+
+    Raises:
+        DeviceError: an unknown or unusable device (see :func:`normalize_device`).
+    """
+    _default_device[0] = "cpu" if device is None else normalize_device(device)
+
+
+def get_default_device() -> device:
+    """``torch.get_default_device``: the device set by :func:`set_default_device` (``device("cpu")`` at start)."""
+    return device(_default_device[0])
+
+
 def normalize_device(device: str | None) -> str:
     """Return the canonical form of a device string.
 
-    ``None`` and ``"cpu"`` give ``"cpu"``; ``"cuda"`` gives ``"cuda:0"``; ``"cuda:N"`` is checked.
+    ``None`` gives the default device (:func:`set_default_device`; ``"cpu"`` unless set), ``"cpu"`` gives ``"cpu"``; ``"cuda"`` gives ``"cuda:0"``; ``"cuda:N"`` is checked.
 
     Raises:
         DeviceError: for an unknown string, a bad index, or a CUDA device that cannot be used
             (the message names CUDA/CuPy and the reason).
     """
     if device is None:
-        return "cpu"
+        return _default_device[0]
     if isinstance(device, int) and not isinstance(device, bool):
         device = f"cuda:{device}"
     if not isinstance(device, str):

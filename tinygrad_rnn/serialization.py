@@ -13,7 +13,11 @@ array's dtype and shape, and the format version. Reading it never runs code: no 
 
 **Anything else** (a whole ``Module``, an optimizer object, a custom class) is pickled into the archive, and
 ``load`` refuses it unless called with ``weights_only=False``: unpickling runs code chosen by whoever wrote the
-file, so do that only with files you trust (PyTorch's rule, ``torch.load(weights_only=False)``).
+file, so do that only with files you trust (PyTorch's rule, ``torch.load(weights_only=False)``). As in PyTorch,
+``weights_only=True`` does unpickle an object whose every global (class or function) was allowed with
+:func:`add_safe_globals` or inside ``with safe_globals([...]):`` — e.g. a whole model saved with
+``save(model, f)``, when its class and its layers' classes are listed; the project's tensors, Parameters, cells,
+NumPy arrays and ``OrderedDict`` are always allowed.
 
 **Atomic writes.** Saving to a path writes a temporary file in the same folder, flushes and fsyncs it, renames
 it over the target in one step (``os.replace``) and fsyncs the folder: after a crash or a kill, ``path`` holds
@@ -44,7 +48,8 @@ import numpy as np
 from tinygrad_rnn.backend import get_array_module, is_torch_tensor, normalize_device, to_device, to_numpy
 from tinygrad_rnn.tensor import Tensor
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "as_array", "load", "read_metadata", "save"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "add_safe_globals", "as_array", "clear_safe_globals",
+           "get_safe_globals", "load", "read_metadata", "safe_globals", "save"]
 
 FORMAT_VERSION = 1
 _MANIFEST = "__tinygrad_rnn__"
@@ -337,6 +342,73 @@ def _target_device(device: str, map_location: Any) -> str:
     return normalize_device(str(map_location) if type(map_location).__name__ == "device" else map_location)
 
 
+# globals a weights_only load may unpickle without being listed: the containers of weights themselves
+_ALWAYS_SAFE = frozenset({
+    "collections.OrderedDict",
+    "numpy.dtype", "numpy.ndarray", "numpy._core.numeric._frombuffer", "numpy.core.numeric._frombuffer",
+    "numpy._core.multiarray._reconstruct", "numpy.core.multiarray._reconstruct", "numpy._core.multiarray.scalar",
+    "numpy.core.multiarray.scalar", "tinygrad_rnn.tensor.Tensor", "tinygrad_rnn.nn.module.Parameter",
+    "tinygrad_rnn.ops.tanh", "tinygrad_rnn.ops.relu",  # an Elman cell's nonlinearity
+})
+_safe_globals: list[Any] = []
+
+
+def _global_name(obj: Any) -> str:
+    if isinstance(obj, tuple):  # (obj, "module.name"), as torch accepts
+        return str(obj[1])
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def add_safe_globals(safe_globals: list[Any]) -> None:
+    """Allow these classes/functions in ``load(weights_only=True)`` (``torch.serialization.add_safe_globals``),
+    for the whole process. Each item: the object, or ``(object, "module.name")``."""
+    _safe_globals.extend(safe_globals)
+
+
+def get_safe_globals() -> list[Any]:
+    """The globals allowed by :func:`add_safe_globals` (a copy)."""
+    return list(_safe_globals)
+
+
+def clear_safe_globals() -> None:
+    """Forget every global allowed by :func:`add_safe_globals`."""
+    _safe_globals.clear()
+
+
+class safe_globals:  # PyTorch's name (a context manager class)
+    """``with safe_globals([Model, nn.LSTM, ...]):`` allows those globals in ``load(weights_only=True)`` inside
+    the block only (``torch.serialization.safe_globals``)."""
+
+    def __init__(self, safe_globals: list[Any]) -> None:
+        self.safe_globals = list(safe_globals)
+
+    def __enter__(self) -> None:
+        self.before = len(_safe_globals)
+        _safe_globals.extend(self.safe_globals)
+
+    def __exit__(self, *exc: object) -> None:
+        del _safe_globals[self.before:]
+
+
+class _WeightsUnpickler(pickle.Unpickler):
+    """Unpickles only allowed globals: checked by name before anything is imported."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(io.BytesIO(data))
+        self.name = name
+        self.allowed = _ALWAYS_SAFE | {_global_name(g) for g in _safe_globals}
+
+    def find_class(self, module: str, name: str) -> Any:
+        full = f"{module}.{name}"
+        if full not in self.allowed and module != "tinygrad_rnn.nn.cells":
+            raise CheckpointError(
+                f"load: {self.name} holds a pickled object that needs {full}, which weights_only=True does not "
+                f"allow. If you trust the file's source, allow it with tinygrad_rnn.serialization.add_safe_globals"
+                f"([{name}]) or 'with tinygrad_rnn.serialization.safe_globals([...]):', or load with "
+                "weights_only=False (unpickling can run arbitrary code).")
+        return super().find_class(module, name)
+
+
 class _Decoder:
     def __init__(self, members: dict[str, np.ndarray], manifest: dict[str, Any], name: str, weights_only: bool,
                  map_location: Any):
@@ -401,12 +473,18 @@ class _Decoder:
             return tuple(self.node(v) for v in n["items"])
         if kind == "pickle":
             if self.weights_only:
-                raise CheckpointError(
-                    f"load: {self.name} holds a pickled {n.get('class', 'object')}; weights_only=True (the default) "
-                    "reads only tensors, arrays, numbers, strings and containers. If you trust the file's source, "
-                    "load it with weights_only=False (unpickling can run arbitrary code).")
+                return self.safe_unpickle(n)
             return pickle.loads(self.array(n["array"]).tobytes())  # opt-in, documented as unsafe
         raise CheckpointError(f"load: {self.name} is corrupted or newer: unknown entry type {kind!r}")
+
+    def safe_unpickle(self, n: Any) -> Any:
+        """weights_only=True: unpickle only when every global is allowed (see :func:`add_safe_globals`)."""
+        try:
+            return _WeightsUnpickler(self.array(n["array"]).tobytes(), self.name).load()
+        except CheckpointError as exc:
+            raise CheckpointError(
+                f"load: {self.name} holds a pickled {n.get('class', 'object')}; weights_only=True (the default) "
+                f"reads only tensors, arrays, numbers, strings, containers and allowed globals. {exc}") from None
 
     def key(self, n: Any) -> Any:
         value = self.node(n)

@@ -59,7 +59,7 @@ __all__ = [
     "linspace", "randn", "rand", "randint", "randn_like", "rand_like", "randperm", "manual_seed", "initial_seed",
     "default_rng", "get_default_dtype", "set_default_dtype", "float32", "float64", "float16", "int64", "int32",
     "int16", "int8", "uint8", "bool_", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor",
-    "ByteTensor", "BoolTensor",
+    "ByteTensor", "BoolTensor", "Generator",
 ]
 
 DEFAULT_FLOAT = np.float32  # the initial default dtype (see get_default_dtype)
@@ -1850,6 +1850,63 @@ def default_rng(device: str = "cpu") -> Any:
     return rng
 
 
+_DeviceType = device  # the class; inside functions 'device' is usually a parameter
+
+
+class Generator:
+    """``torch.Generator``: a random generator of its own, to pass as ``generator=`` (``random_split``,
+    ``randperm``, ``randn``, ``nn.init``). ``Generator(device="cpu").manual_seed(s)`` returns the generator, as
+    PyTorch's does. It draws with a ``numpy.random.Generator`` (CuPy's for a CUDA device), so its numbers for a
+    seed differ from PyTorch's; the draw methods (``permutation``, ``integers``, ``uniform``, ...) are NumPy's.
+
+    Raises:
+        DeviceError: an unknown or unusable device.
+    """
+
+    def __init__(self, device: Any = "cpu") -> None:
+        self.device = _DeviceType(normalize_device(device))
+        self._seed: int | None = None
+        self._rng = self._make(None)
+
+    def _make(self, seed: int | None) -> Any:
+        if self.device == "cpu":
+            return np.random.default_rng(seed)
+        import cupy  # only reached for a usable GPU (normalize_device checked)
+
+        with cupy.cuda.Device(int(self.device.split(":")[1])):
+            return cupy.random.default_rng(seed)
+
+    def manual_seed(self, seed: int) -> "Generator":
+        """Reseed; returns the generator."""
+        self._seed = int(seed)
+        self._rng = self._make(self._seed)
+        return self
+
+    def seed(self) -> int:
+        """Reseed from fresh OS entropy; returns the new seed."""
+        self._seed = int(np.random.SeedSequence().entropy % 2**63)
+        self._rng = self._make(self._seed)
+        return self._seed
+
+    def initial_seed(self) -> int | None:
+        """The seed last given (None: fresh entropy at creation)."""
+        return self._seed
+
+    def get_state(self) -> Any:
+        """The generator's state (NumPy's bit-generator state dict)."""
+        return self._rng.bit_generator.state
+
+    def set_state(self, state: Any) -> "Generator":
+        """Restore a state from :meth:`get_state`; returns the generator."""
+        self._rng.bit_generator.state = state
+        return self
+
+    def __getattr__(self, name: str) -> Any:  # the draw methods: permutation, integers, uniform, normal, ...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._rng, name)
+
+
 def _shape_args(shape: tuple[Any, ...]) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(int(s) for s in shape[0])
@@ -1903,7 +1960,7 @@ def numel(t: Tensor) -> int:
     return t.numel()
 
 
-def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ``size`` filled with ``fill_value``; the dtype follows the value as in ``torch.full``
     (bool -> bool, int -> int64, float -> the default dtype) unless given."""
     if dtype is None:
@@ -1918,22 +1975,22 @@ def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = "cpu", req
     return Tensor._wrap(data)._requires(requires_grad)
 
 
-def zeros(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (the default dtype, float32, unless ``dtype`` says otherwise)."""
     return full(_shape_args(size), 0, dtype=_float_dtype(dtype), device=device, requires_grad=requires_grad)
 
 
-def ones(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones (the default dtype unless ``dtype`` says otherwise)."""
     return full(_shape_args(size), 1, dtype=_float_dtype(dtype), device=device, requires_grad=requires_grad)
 
 
-def empty(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """``torch.empty``; here the values are zeros (PyTorch leaves them undefined)."""
     return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """The (n, m) identity matrix (m = n by default)."""
     device = normalize_device(device)
     data = get_array_module(device).eye(n, n if m is None else m, dtype=_float_dtype(dtype))
@@ -1968,7 +2025,7 @@ def empty_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: 
 
 
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None,
-           device: Any = "cpu", requires_grad: bool = False) -> Tensor:
+           device: Any = None, requires_grad: bool = False) -> Tensor:
     """``torch.arange``: ``[start, end)`` by ``step`` (int64 for integer arguments, the default dtype otherwise)."""
     if end is None:
         start, end = 0, start
@@ -1978,14 +2035,14 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     return Tensor(np.arange(start, end, step, dtype=_as_dtype(dtype)), device=device, requires_grad=requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = None, device: Any = "cpu",
+def linspace(start: float, end: float, steps: int, dtype: Any = None, device: Any = None,
              requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (the default dtype unless given)."""
     return Tensor(np.linspace(start, end, int(steps)), dtype=_float_dtype(dtype), device=device,
                   requires_grad=requires_grad)
 
 
-def randn(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False,
+def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
           generator: Any = None) -> Tensor:
     """Standard normal samples from the device's generator (see :func:`manual_seed`), or from ``generator``."""
     rng = default_rng(device) if generator is None else generator
@@ -1993,7 +2050,7 @@ def randn(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: boo
     return Tensor._wrap(data)._requires(requires_grad)
 
 
-def rand(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False,
+def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
          generator: Any = None) -> Tensor:
     """Uniform samples in [0, 1) from the device's generator (see :func:`manual_seed`), or from ``generator``."""
     rng = default_rng(device) if generator is None else generator
@@ -2001,7 +2058,7 @@ def rand(*size: Any, dtype: Any = None, device: Any = "cpu", requires_grad: bool
     return Tensor._wrap(data)._requires(requires_grad)
 
 
-def randint(low: int, high: int | None = None, size: Any = None, dtype: Any = None, device: Any = "cpu",
+def randint(low: int, high: int | None = None, size: Any = None, dtype: Any = None, device: Any = None,
             generator: Any = None, requires_grad: bool = False) -> Tensor:
     """``torch.randint(low=0, high, size)``: integers uniform in ``[low, high)`` (int64 unless given).
 
@@ -2029,7 +2086,7 @@ def rand_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: b
     return rand(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def randperm(n: int, dtype: Any = None, device: Any = "cpu", generator: Any = None) -> Tensor:
+def randperm(n: int, dtype: Any = None, device: Any = None, generator: Any = None) -> Tensor:
     """A random permutation of ``0..n-1`` (int64) from the CPU generator (see :func:`manual_seed`)."""
     rng = default_rng("cpu") if generator is None else generator
     return Tensor(rng.permutation(int(n)).astype(np.int64), dtype=dtype, device=device)

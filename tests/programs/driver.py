@@ -73,7 +73,7 @@ class Recorder:
             rec.draws.append(("normal", float(mean), float(std), self.detach().cpu().double().numpy().copy()))
             return out
 
-        import torch.utils.data.dataset as dataset
+        from torch.utils.data import dataset
         randperm = torch.randperm
 
         def randperm_(n, *args, **kw):

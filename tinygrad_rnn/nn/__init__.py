@@ -1,6 +1,6 @@
 """Neural-network layers built from the primitive ops (``torch.nn``'s names): ``Module``, containers, ``Linear``,
-``Embedding``, activations, losses, recurrent cells and layers; submodules ``functional``, ``init``, ``utils``, ``modules`` (``torch.nn.modules``'
-paths). ``Transformer`` exists only to raise: attention models are not covered."""
+``Embedding``, activations, losses, recurrent cells and layers; submodules ``functional``, ``init``, ``utils``,
+``modules`` (``torch.nn.modules``' paths). ``Transformer`` exists only to raise: attention is not covered."""
 
 from tinygrad_rnn.nn import functional, init
 from tinygrad_rnn.nn.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
