@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tg
-import tinygrad_rnn.nn as nn
+from tinygrad_rnn import nn
 from tinygrad_rnn.serialization import CheckpointError
 
 
