@@ -53,8 +53,14 @@ def run(framework: str, program: str, rundir, args: list[str], record=None, repl
     return result
 
 
+def needs_matplotlib(program: str) -> None:
+    if program in (TIME_SEQ, CHAR_RNN):  # they plot (the examples extra has matplotlib)
+        pytest.importorskip("matplotlib")
+
+
 def alone(program: str, tmp_path, args: list[str], prepare) -> dict:
     """Run under tinygrad_rnn alone (its own random draws): the check for machines without torch."""
+    needs_matplotlib(program)
     if importlib.util.find_spec("torch") is not None:
         pytest.skip("torch is installed: the *_matches_torch test runs this program and checks the same")
     prepare(tmp_path, "tinygrad")
@@ -64,6 +70,7 @@ def alone(program: str, tmp_path, args: list[str], prepare) -> dict:
 def both(program: str, tmp_path, args: list[str], prepare) -> tuple[dict, dict]:
     """Run under torch (recording its draws), then under tinygrad_rnn replaying them."""
     pytest.importorskip("torch")
+    needs_matplotlib(program)
     draws = tmp_path / "draws.npz"
     prepare(tmp_path / "torch", "torch")
     ref = run("torch", program, tmp_path / "torch", args, record=draws)

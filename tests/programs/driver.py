@@ -163,9 +163,12 @@ def main() -> None:
     p.add_argument("args", nargs="*")
     opts = p.parse_args()
 
-    import matplotlib
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
+        matplotlib.use("Agg")  # the programs that plot write files, never open windows
+    except ImportError:
+        pass
     random.seed(0)
     np.random.seed(0)
     losses: list[float] = []
