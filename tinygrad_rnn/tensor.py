@@ -1258,24 +1258,6 @@ class Tensor:
             raise OpError(f"t() expects a tensor with <= 2 dimensions, got shape {self.shape}; use transpose()")
         return _ops.transpose(self, 0, 1)
 
-    def narrow(self, dim: int, start: int, length: int) -> "Tensor":
-        """``torch.narrow``: the ``length`` entries from ``start`` along ``dim`` (negative ``dim``/``start``
-        count from the end). A slice: the gradient flows to those entries, zero elsewhere.
-
-        Raises:
-            OpError: ``dim`` out of range, or ``start``/``length`` outside the dimension (nothing is truncated).
-        """
-        if not -self.ndim <= dim < self.ndim:
-            raise OpError(f"narrow: dim {dim} out of range for a tensor of shape {tuple(self.shape)}")
-        dim %= self.ndim
-        size = self.shape[dim]
-        if not -size <= start <= size:
-            raise OpError(f"narrow: start {start} out of range for dimension {dim} of size {size}")
-        start %= size if size else 1
-        if length < 0 or start + length > size:
-            raise OpError(f"narrow: start ({start}) + length ({length}) exceeds dimension {dim} of size {size}")
-        return self[(slice(None),) * dim + (slice(start, start + length),)]
-
     def permute(self, *dims: Any) -> "Tensor":
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
