@@ -11,7 +11,8 @@ step time against PyTorch's (issue 11).
   alpha=-lr)``), with the program's own ``RNNModel`` (model.py, imports only changed; PyTorch runs the original)
   at its default sizes (2-layer LSTM, emsize = nhid = 200, bptt 35, batch 20, dropout 0.2) and a 10,000-word
   vocabulary (Penn Treebank's), float32, the same weights in both. One thread each (``torch.set_num_threads(1)``,
-  threadpoolctl for NumPy's BLAS); steps alternate between the two; medians and the machine's load are printed.
+  threadpoolctl for NumPy's BLAS); steps alternate between the two; medians of wall and process CPU time (the
+  fairer figure on a shared machine) and the machine's load are printed.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def step_time(steps: int, warmup: int) -> None:
             state["i"] += 1
             data = lib.tensor(stream[i:i + bptt])
             targets = lib.tensor(stream[i + 1:i + 1 + bptt]).view(-1)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             model.zero_grad()
             hidden = repackage_hidden(state["hidden"])
             output, hidden = model(data, hidden)
@@ -106,27 +107,32 @@ def step_time(steps: int, warmup: int) -> None:
                 p.data.add_(p.grad, alpha=-lr)
             loss.item()
             state["hidden"] = hidden
-            return time.perf_counter() - start
+            return time.perf_counter() - start, time.process_time() - cpu
 
         return step
 
     runs = {name: make_step(torch if name == "torch" else tg, m) for name, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu_times: dict[str, list[float]] = {name: [] for name in runs}
     load_before = os.getloadavg()
     with threadpool_limits(limits=1):
         for k in range(warmup + steps):
             for name, step in runs.items():
-                t = step()
+                t, c = step()
                 if k >= warmup:
                     times[name].append(t)
+                    cpu_times[name].append(c)
     load_after = os.getloadavg()
     med = {name: statistics.median(v) for name, v in times.items()}
     print(f"\nword_language_model training step (LSTM 2x200, vocab {ntokens}, bptt {bptt}, batch {batch}, float32, "
           f"1 thread each, {steps} steps after {warmup} warm-up, alternating):")
+    cpu = {name: statistics.median(v) for name, v in cpu_times.items()}
     for name, m in med.items():
         q = np.percentile(times[name], [25, 75])
-        print(f"  {name:13s} median {m * 1000:7.1f} ms  (IQR {q[0] * 1000:.1f}-{q[1] * 1000:.1f} ms)")
-    print(f"  ratio tinygrad_rnn / torch: {med['tinygrad_rnn'] / med['torch']:.2f}x")
+        print(f"  {name:13s} wall median {m * 1000:7.1f} ms (IQR {q[0] * 1000:.1f}-{q[1] * 1000:.1f}), "
+              f"process CPU median {cpu[name] * 1000:7.1f} ms")
+    print(f"  ratio tinygrad_rnn / torch: {med['tinygrad_rnn'] / med['torch']:.2f}x wall, "
+          f"{cpu['tinygrad_rnn'] / cpu['torch']:.2f}x CPU")
     print(f"  load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} ({os.cpu_count()} CPUs)")
 
 
