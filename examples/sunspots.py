@@ -63,11 +63,32 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def load_sunspots(path: str = DATA) -> tuple[np.ndarray, np.ndarray]:
-    """Years (int) and yearly sunspot numbers (float64) from the statsmodels CSV."""
+    """Years (int) and yearly sunspot numbers (float64) from a CSV of ``year,value`` rows after one header row.
+
+    Raises:
+        ValueError: a row that is not two finite numbers, years not consecutive, or fewer than 30 years.
+    """
     with open(path, newline="", encoding="utf-8") as f:
         rows = [row for row in csv.reader(f) if row and not row[0].startswith("#")]
-    body = rows[1:]  # header: "YEAR","SUNACTIVITY"
-    return np.array([int(float(r[0])) for r in body]), np.array([float(r[1]) for r in body])
+    if rows and _is_number(rows[0][0]):
+        raise ValueError(f"{path}: the first row must be a header such as YEAR,SUNACTIVITY, got {rows[0]}")
+    years, values = [], []
+    for line, row in enumerate(rows[1:], 2):
+        if len(row) < 2 or not _is_number(row[0]) or not _is_number(row[1]) or not np.isfinite(float(row[1])):
+            raise ValueError(f"{path}: row {line} is not 'year,value' with a finite value: {row[:3]}")
+        years.append(int(float(row[0])))
+        values.append(float(row[1]))
+    if len(years) < 30 or np.any(np.diff(years) != 1):
+        raise ValueError(f"{path}: expected at least 30 consecutive years, got {len(years)} rows")
+    return np.array(years), np.array(values)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def windows(series: np.ndarray, window: int, targets: range) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     device = args.device
 
-    years, spots = load_sunspots(args.data)
+    try:
+        years, spots = load_sunspots(args.data)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        usage_error("sunspots.py", f"--data: {exc}")
     split = int(np.searchsorted(years, args.test_from))
     if not args.window <= split - 10 or split >= len(years):
         usage_error("sunspots.py", f"--test-from {args.test_from} and --window {args.window} leave too little data")

@@ -470,3 +470,51 @@ def test_in_place_writes_behind_the_tape_are_refused():
 
     for k in range(3):
         assert np.array_equal(g(tg.full((4, 3), float(k))).numpy(), (fc(tg.full((4, 3), float(k))) * 2.0).numpy())
+
+
+def test_python_branches_on_computed_comparisons_are_refused():
+    """A branch on ``s > 0`` (a comparison outside the tape) would replay the first call's branch: refused."""
+    lin = nn.Linear(2, 1)
+
+    @tg.capture
+    def step(x):
+        out = lin(x)
+        s = out.sum()
+        loss = (out * 2).sum() if s > 0 else (out * -3).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(tg.CaptureError, match="gt"):
+        step(tg.ones(3, 2))
+
+
+@pytest.mark.parametrize("op", [lambda o: o.argmax(0), lambda o: o.max(0).values, lambda o: o.topk(1).values,
+                                lambda o: (o > 0).float() * o, lambda o: o.long().float()])
+def test_ops_that_decide_from_computed_values_are_refused(op):
+    lin = nn.Linear(2, 3)
+
+    @tg.capture
+    def step(x):
+        return op(lin(x)).sum()
+
+    with pytest.raises(tg.CaptureError):
+        step(tg.ones(4, 2))
+
+
+def test_a_mask_from_an_argument_is_keyed_by_its_value():
+    """Comparing an argument is fine: its values become part of the program's key (a new value records anew)."""
+    w = tg.tensor([1.0, -2.0, 3.0], requires_grad=True)
+
+    def f(x):
+        loss = tg.where(x > 0, w * x, w * 0.0).sum()
+        loss.backward()
+        return loss
+
+    step = tg.capture(f)
+    for values in ([1.0, -1.0, 2.0], [-1.0, 1.0, 2.0], [1.0, -1.0, 2.0]):
+        w.grad = None
+        replayed = step(tg.tensor(values)).item()
+        replayed_grad = w.grad.numpy().copy()
+        w.grad = None
+        eager = f(tg.tensor(values)).item()
+        assert replayed == eager and np.array_equal(replayed_grad, w.grad.numpy())

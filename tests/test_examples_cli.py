@@ -203,3 +203,13 @@ def test_sunspots_resumed_forecast_equals_an_uninterrupted_run(tmp_path, load_ex
     with pytest.raises(SystemExit) as refused:
         sunspots.main([*args, "--out", str(tmp_path / "parts"), "--resume", "--hidden-size", "9"])
     assert refused.value.code == 2
+
+
+@pytest.mark.parametrize("content", ["YEAR,SUNACTIVITY\n1700,5\n1701,x\n", "1700,5\n1701,6\n", "YEAR,V\n1700,nan\n",
+                                     "YEAR,V\n1700,1\n1702,2\n"])
+def test_sunspots_malformed_data_is_one_line(tmp_path, content):
+    data = tmp_path / "bad.csv"
+    data.write_text(content)
+    result = run("sunspots", "--data", str(data), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "--data" in result.stderr

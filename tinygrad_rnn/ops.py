@@ -21,11 +21,22 @@ import numpy as np
 
 from tinygrad_rnn import numerics
 from tinygrad_rnn.backend import get_array_module, to_device, to_numpy
+from tinygrad_rnn import tensor as _tape
 from tinygrad_rnn.tensor import Function, OpError, Tensor
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
+
+
+def _reads_values(op: str, *tensors: Any) -> None:
+    """``op`` decides something from these tensors' values outside the tape (a mask, an index): tell
+    :func:`tinygrad_rnn.capture` when it is recording, which refuses it for computed tensors (a replay would
+    reuse the old decision) and keys its programs by value for arguments."""
+    if _tape._recorder is not None:
+        for t in tensors:
+            if isinstance(t, Tensor):
+                _tape._recorder.read(t, f"{op}()")
 
 
 def _const(value: Any, like: Tensor) -> Tensor:
@@ -433,6 +444,7 @@ def compare(a: Any, b: Any, op: str) -> Tensor:
     else:
         a = _operand(a, b)
     _check_same_device(op, a, b)
+    _reads_values(op, a, b)
     try:
         out = getattr(get_array_module(a.array), _COMPARISONS[op])(a.array, b.array)
     except ValueError as exc:
@@ -446,6 +458,7 @@ def equal(a: Tensor, b: Any) -> bool:
     if a.shape != b.shape:
         return False
     _check_same_device("equal", a, b)
+    _reads_values("equal", a, b)
     return bool((a.array == b.array).all())
 
 
@@ -453,6 +466,7 @@ def isclose(a: Tensor, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_n
     """``torch.isclose``: elementwise ``|a - b| <= atol + rtol·|b|`` as a boolean tensor."""
     b = _operand(b, a)
     _check_same_device("isclose", a, b)
+    _reads_values("isclose", a, b)
     return Tensor._wrap(get_array_module(a.array).isclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
@@ -650,6 +664,7 @@ def cast(a: Tensor, dtype: Any) -> Tensor:
     if a.dtype == dtype:
         return a
     if a.requires_grad and dtype.kind not in "fc":
+        _reads_values("cast", a)
         return Tensor._wrap(a.array.astype(dtype))  # integer results carry no gradient
     return Cast.apply(a, dtype=dtype)
 
@@ -776,6 +791,7 @@ def _extremum(name: str, a: Tensor, dim: Any, keepdim: Any, axis: Any, keepdims:
     if a.shape and a.shape[d] == 0:
         raise OpError(f"{name}: dim {dim} of shape {a.shape} is empty")
     xp = get_array_module(a.array)
+    _reads_values(name, a)  # the index is decided here, outside the tape
     pick = xp.argmax if name == "max" else xp.argmin
     index = pick(a.array, axis=d if a.ndim else None, keepdims=True).astype(np.int64)
     if a.ndim == 0:
@@ -832,6 +848,7 @@ def _arg_extremum(name: str, a: Tensor, dim: Any, keepdim: Any, axis: Any, keepd
             dim = None
     if a.array.size == 0:
         raise OpError(f"{name}: an empty tensor of shape {a.shape} has no {name[3:]}imum")
+    _reads_values(name, a)
     out = getattr(xp, name)(a.array, axis=dim, keepdims=keep)
     return Tensor._wrap(xp.asarray(out, dtype=np.int64))
 
@@ -939,6 +956,7 @@ def topk(a: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
     xp = get_array_module(a.array)
     if a.ndim == 0:
         return return_types.topk(a, Tensor._wrap(xp.zeros((), dtype=np.int64)))
+    _reads_values("topk", a)
     key = -a.array if largest else a.array
     order = xp.argsort(key, axis=d, kind="stable")
     index = xp.take(order, xp.arange(k), axis=d).astype(np.int64)
@@ -965,6 +983,7 @@ def multinomial(probs: Tensor, num_samples: int, replacement: bool = False, gene
 
     if probs.ndim not in (1, 2):
         raise OpError(f"multinomial: probs must be 1-D or 2-D, got shape {probs.shape}")
+    _reads_values("multinomial", probs)
     rows = to_numpy(probs.array).astype(np.float64).reshape(-1, probs.shape[-1])
     if not np.isfinite(rows).all() or (rows < 0).any():
         raise OpError("multinomial: probs must be finite and non-negative")
