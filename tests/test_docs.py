@@ -3,7 +3,8 @@
 * Every fenced Python block of the pages under ``docs/`` runs, page by page, in order, in one namespace per
   page (a fresh working folder each). A ``pycon`` block is a doctest (``>>>`` lines and the output they
   show, checked with ``ELLIPSIS`` and ``NORMALIZE_WHITESPACE``); a ``python`` block must run without error.
-  Blocks of other languages (``bash``, ``text``) are not run.
+  Blocks of other languages (``bash``, ``text``) are not run, nor a block right after a
+  ``<!-- not run: why -->`` comment (an excerpt that needs ``mpiexec`` or names defined elsewhere).
 * The DOT text behind each committed picture (``docs/img/*.dot``) is what ``docs/make_figures.py`` draws
   from the code today.
 * Every public module of the package has an API page, and ``mkdocs build --strict`` passes (skipped
@@ -33,11 +34,16 @@ PAGES = sorted(p for p in DOCS.rglob("*.md") if FENCE.search(p.read_text(encodin
 
 
 def blocks(page: Path) -> list[tuple[str, str, int]]:
-    """(language, code, line number) of each fenced python/pycon block of a page."""
+    """(language, code, line number) of each fenced python/pycon block of a page that is meant to run.
+
+    A block right after an HTML comment ``<!-- not run: why -->`` is an excerpt (it needs ``mpiexec``, or
+    names defined elsewhere) and is skipped; the comment does not show on the site.
+    """
     text = page.read_text(encoding="utf-8")
     found = []
     for m in FENCE.finditer(text):
-        if m[1] in ("python", "pycon", "py"):
+        before = text[:m.start()].rstrip().rsplit("\n", 1)[-1]
+        if m[1] in ("python", "pycon", "py") and not before.startswith("<!-- not run"):
             found.append((m[1], m[2], text.count("\n", 0, m.start(2)) + 1))
     return found
 
