@@ -65,7 +65,6 @@ from tinygrad_rnn.ops import (
     unbind,
     unsqueeze,
     var,
-    where,
 )
 from tinygrad_rnn.serialization import CheckpointError, load, save
 from tinygrad_rnn.tensor import (
@@ -141,3 +140,29 @@ def t(input: Tensor) -> Tensor:  # noqa: A002 - PyTorch's name
 
 
 __version__ = "0.1.0"
+
+# boolean/bitwise ops, finiteness tests, nonzero, one-argument where, torch.* spellings (also installs the
+# Tensor methods and Tensor.grad_fn); `where` here extends ops.where with PyTorch's one-argument form
+from tinygrad_rnn import autograd  # noqa: E402
+from tinygrad_rnn.more_ops import (  # noqa: E402
+    bitwise_and,
+    bitwise_not,
+    bitwise_or,
+    bitwise_xor,
+    bmm,
+    flip,
+    isfinite,
+    isinf,
+    isnan,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    logsumexp,
+    mm,
+    nan_to_num,
+    narrow,
+    nonzero,
+    norm,
+    where,
+)

@@ -56,6 +56,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     with more than 2 axes is flattened to (N, in) first (one matrix product, as PyTorch does: the weight's
     gradient is then one (in, N) @ (N, out) product, not one per leading index and a sum).
     """
+    if x.dtype.kind != "f":  # PyTorch refuses too; NumPy would promote an integer input silently
+        raise OpError(f"Linear/linear: expected a floating-point input, got dtype {x.dtype}; convert it first, "
+                      f"e.g. x.to({weight.dtype}) or x.float()")
     if x.ndim > 2:
         lead = x.shape[:-1]
         return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*lead, weight.shape[0])

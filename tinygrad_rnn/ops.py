@@ -556,7 +556,7 @@ class ReLU(Function):
 
     def forward(self, a):
         self.mask = a > 0
-        return a * self.mask
+        return a * self.mask + 0  # + 0 turns -0. (from negative·False) into 0., as PyTorch; NaN stays NaN
 
     def backward(self, g):
         return g * self.mask

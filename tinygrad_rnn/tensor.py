@@ -1416,7 +1416,10 @@ class Tensor:
             return _ops.sqrt(_ops.sum(self * self, dim, keepdim=keepdim))
         if p == 1:
             return _ops.sum(_ops.abs(self), dim, keepdim=keepdim)
-        raise OpError(f"norm: p={p!r} is not supported (2, 'fro' or 1)")
+        if p == float("inf") or p == float("-inf"):  # the largest / smallest |x|
+            big = p == float("inf")
+            return (_ops.amax if big else _ops.amin)(_ops.abs(self), dim, keepdim=keepdim)
+        raise OpError(f"norm: p={p!r} is not supported (2, 'fro', 1, inf or -inf)")
 
     # ---------------------------------------------------------------- in place (PyTorch's trailing _)
     # Allowed on tensors outside a recorded graph and under no_grad. Each bumps the storage's version

@@ -436,9 +436,16 @@ class LSTM(RNNBase):
     """Long short-term memory over a sequence, as ``torch.nn.LSTM`` (gate order i, f, g, o).
 
     Args: as :class:`RNNBase`. Call: ``output, (h_n, c_n) = lstm(x, (h0, c0)=None, lengths=None)``.
+    ``proj_size`` (PyTorch's projected LSTM) is accepted only as 0, its default.
     """
 
     cell = cells.LSTM()
+
+    def __init__(self, *args: Any, proj_size: int = 0, **kwargs: Any):
+        if proj_size:
+            raise NotImplementedError(f"LSTM: proj_size={proj_size} is not supported here (projected LSTMs); "
+                                      "only proj_size=0")
+        super().__init__(*args, **kwargs)
 
 
 class GRU(RNNBase):

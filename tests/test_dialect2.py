@@ -1,0 +1,213 @@
+"""Issue 11, second pass: boolean tensors, grad_fn, autograd.grad, torch.* spellings, default dtype in nn,
+Linear/LSTM refusals, relu's sign of zero. Checked against torch in float64 where torch is installed."""
+
+import math
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tg
+import tinygrad_rnn.nn.functional as F
+from tinygrad_rnn import nn
+
+torch = pytest.importorskip("torch")
+
+M = np.array([[True, False, True], [False, False, True]])
+N = np.array([[True, True, False], [False, True, True]])
+I = np.array([[5, -3, 0], [7, 12, -1]], dtype=np.int64)
+X = np.array([[1.5, -2.0, np.nan], [np.inf, -np.inf, 0.0]])
+
+
+def same(ours, theirs):
+    if isinstance(theirs, tuple):
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            same(a, b)
+        return
+    a = ours.numpy() if isinstance(ours, tg.Tensor) else np.asarray(ours)
+    b = theirs.numpy()
+    assert a.dtype == b.dtype, (a.dtype, b.dtype)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_boolean_operators_match_torch():
+    m, n, i = tg.tensor(M), tg.tensor(N), tg.tensor(I)
+    tm, tn, ti = torch.tensor(M), torch.tensor(N), torch.tensor(I)
+    same(~m, ~tm)
+    same(m & n, tm & tn)
+    same(m | n, tm | tn)
+    same(m ^ n, tm ^ tn)
+    same(m & True, tm & True)
+    same(False | m, False | tm)
+    same(~i, ~ti)
+    same(i & 6, ti & 6)
+    same(3 | i, 3 | ti)
+    same(i ^ i.flip(0), ti ^ ti.flip(0))
+    with pytest.raises(TypeError, match="bitwise"):
+        ~tg.tensor([1.0])
+    with pytest.raises(TypeError, match="bitwise"):
+        tg.tensor([1.0]) & tg.tensor([1.0])
+
+
+def test_logical_functions_match_torch():
+    x = tg.tensor(X)
+    tx = torch.tensor(X)
+    for name in ("logical_and", "logical_or", "logical_xor"):
+        same(getattr(tg, name)(tg.tensor(M), tg.tensor(I)), getattr(torch, name)(torch.tensor(M), torch.tensor(I)))
+        same(getattr(tg.tensor(I), name)(tg.tensor(N)), getattr(torch.tensor(I), name)(torch.tensor(N)))
+    same(tg.logical_not(x), torch.logical_not(tx))
+    same(x.logical_not(), tx.logical_not())
+    for name in ("isnan", "isinf", "isfinite"):
+        same(getattr(tg, name)(x), getattr(torch, name)(tx))
+        same(getattr(x, name)(), getattr(tx, name)())
+
+
+@pytest.mark.parametrize("dim,keepdim", [(None, False), (0, False), (1, True), (-1, False)])
+def test_any_all(dim, keepdim):
+    for data in (M, I, X):
+        t, tt = tg.tensor(data), torch.tensor(data)
+        if dim is None:
+            same(t.any(), tt.any())
+            same(t.all(), tt.all())
+        else:
+            same(t.any(dim, keepdim), tt.any(dim, keepdim))
+            same(t.all(dim=dim, keepdim=keepdim), tt.all(dim=dim, keepdim=keepdim))
+
+
+def test_masked_select_fill_nonzero_where():
+    x = np.arange(6.0).reshape(2, 3)
+    t, tt = tg.tensor(x), torch.tensor(x)
+    same(t.masked_select(tg.tensor(M)), tt.masked_select(torch.tensor(M)))
+    same(t.masked_fill(tg.tensor(M), -1.0), tt.masked_fill(torch.tensor(M), -1.0))
+    same(t.masked_select(t > 2), tt.masked_select(tt > 2))
+    same(tg.nonzero(tg.tensor(I)), torch.nonzero(torch.tensor(I)))
+    same(tg.tensor(M).nonzero(), torch.tensor(M).nonzero())
+    same(tg.tensor(M).nonzero(as_tuple=True), torch.tensor(M).nonzero(as_tuple=True))
+    same(tg.where(tg.tensor(M)), torch.where(torch.tensor(M)))
+    same(tg.nonzero(tg.tensor(3.0)), torch.nonzero(torch.tensor(3.0)))
+    same(tg.nonzero(tg.tensor(0.0), as_tuple=True), torch.nonzero(torch.tensor(0.0), as_tuple=True))
+    same(tg.where(tg.tensor(M), t, 0.5), torch.where(torch.tensor(M), tt, 0.5))
+
+
+def test_nan_to_num_values_and_gradient():
+    x = tg.tensor(X, requires_grad=True)
+    tx = torch.tensor(X, requires_grad=True)
+    w = np.linspace(0.1, 0.6, 6).reshape(2, 3)  # < 1: the default posinf times w stays finite
+    for kwargs in ({}, {"nan": 1.0, "posinf": 9.0, "neginf": -9.0}):
+        x.grad = tx.grad = None
+        out, tout = tg.nan_to_num(x, **kwargs), torch.nan_to_num(tx, **kwargs)
+        same(out.detach(), tout.detach())
+        (out * tg.tensor(w)).sum().backward()
+        (tout * torch.tensor(w)).sum().backward()
+        same(x.grad, tx.grad)
+    same(tg.tensor(I).nan_to_num(), torch.tensor(I).nan_to_num())
+
+
+def test_grad_fn():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    assert x.grad_fn is None
+    y = (x * x).sum()
+    assert y.grad_fn is not None and y.grad_fn.name == "sum"
+    with tg.no_grad():
+        assert (x * 2).grad_fn is None
+    assert tg.tensor([1.0]).grad_fn is None
+
+
+def test_autograd_grad_matches_torch_and_leaves_grad_alone():
+    a = np.array([[0.3, -1.2], [2.0, 0.5]])
+    b = np.array([0.7, -0.4])
+    x, w = tg.tensor(a, requires_grad=True), tg.tensor(b, requires_grad=True)
+    tx, tw = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    w.grad = tg.tensor([10.0, 10.0])
+    h = (x @ w).tanh()
+    th = (tx @ tw).tanh()
+    gx, gh = tg.autograd.grad((h * h).sum(), [x, h])
+    tgx, tgh = torch.autograd.grad((th * th).sum(), [tx, th])
+    np.testing.assert_allclose(gx.numpy(), tgx.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gh.numpy(), tgh.numpy(), rtol=1e-12)
+    assert x.grad is None and w.grad.tolist() == [10.0, 10.0]  # untouched
+    go = np.array([1.0, -2.0])
+    (gw,) = tg.autograd.grad(x @ w, w, grad_outputs=tg.tensor(go))
+    (tgw,) = torch.autograd.grad(tx @ tw, tw, grad_outputs=torch.tensor(go))
+    np.testing.assert_allclose(gw.numpy(), tgw.numpy(), rtol=1e-12)
+    unused = tg.tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="not used"):
+        tg.autograd.grad((x * 2).sum(), [unused])
+    assert tg.autograd.grad((x * 2).sum(), [unused], allow_unused=True) == (None,)
+    with pytest.raises(NotImplementedError, match="create_graph"):
+        tg.autograd.grad((x * 2).sum(), [x], create_graph=True)
+    assert tg.autograd.no_grad is tg.no_grad and tg.autograd.detect_anomaly is tg.detect_anomaly
+
+
+@pytest.mark.parametrize("p", [2, 1, math.inf, -math.inf, "fro"])
+@pytest.mark.parametrize("dim,keepdim", [(None, False), (1, False), (0, True)])
+def test_norm_value_and_gradient(p, dim, keepdim):
+    if p == "fro" and dim is not None:
+        return
+    a = np.array([[0.3, -1.2, 2.5], [2.0, 0.5, -0.1]])
+    x, tx = tg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    out = tg.norm(x, p, dim, keepdim)
+    tout = torch.norm(tx, p, dim, keepdim)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-12)
+    assert out.shape == tuple(tout.shape)
+    w = np.linspace(0.5, 1.5, tout.numel()).reshape(tout.shape)
+    (out * tg.tensor(w)).sum().backward()
+    (tout * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(x.norm(p, dim, keepdim).numpy(), tout.detach().numpy(), rtol=1e-12)
+
+
+def test_function_spellings():
+    a = np.arange(24.0).reshape(2, 3, 4) / 7
+    b = np.arange(40.0).reshape(2, 4, 5) / 9
+    t, tt = tg.tensor(a), torch.tensor(a)
+    np.testing.assert_allclose(tg.bmm(t, tg.tensor(b)).numpy(), torch.bmm(tt, torch.tensor(b)).numpy(), rtol=1e-13)
+    np.testing.assert_allclose(tg.mm(t[0], tg.tensor(b[0])).numpy(), torch.mm(tt[0], torch.tensor(b[0])).numpy(),
+                               rtol=1e-13)
+    with pytest.raises(tg.OpError, match="mm"):
+        tg.mm(t, t)
+    same(tg.flip(t, (0, 2)), torch.flip(tt, (0, 2)))
+    same(tg.narrow(t, 2, 1, 2), torch.narrow(tt, 2, 1, 2))
+    np.testing.assert_allclose(tg.logsumexp(t, 1).numpy(), torch.logsumexp(tt, 1).numpy(), rtol=1e-13)
+    np.testing.assert_allclose(tg.logsumexp(t, -1, True).numpy(), torch.logsumexp(tt, -1, True).numpy(), rtol=1e-13)
+
+
+def test_default_dtype_reaches_layers():
+    previous = tg.get_default_dtype()
+    tg.set_default_dtype(tg.float64)
+    try:
+        layers = [nn.Linear(2, 3), nn.Embedding(4, 2), nn.RNN(2, 3), nn.LSTM(2, 3, 2), nn.GRU(2, 3),
+                  nn.RNNCell(2, 3), nn.LSTMCell(2, 3), nn.GRUCell(2, 3)]
+        if hasattr(nn, "PeepholeLSTM"):
+            layers.append(nn.PeepholeLSTM(2, 3))
+        for layer in layers:
+            assert {p.dtype for p in layer.parameters()} == {np.dtype(np.float64)}, type(layer).__name__
+        w = tg.empty(3, 4)
+        assert w.dtype == np.float64
+        nn.init.xavier_uniform_(w)
+        assert w.dtype == np.float64
+    finally:
+        tg.set_default_dtype(previous)
+    assert {p.dtype for p in nn.Linear(2, 3).parameters()} == {np.dtype(previous)}
+
+
+def test_linear_refuses_integer_input():
+    with pytest.raises(tg.OpError, match="Linear"):
+        nn.Linear(2, 3)(tg.tensor([[1, 2]]))
+    with pytest.raises(tg.OpError, match="Linear"):
+        F.linear(tg.tensor([[1, 2]]), tg.zeros(3, 2))
+
+
+def test_lstm_proj_size_refused():
+    with pytest.raises(NotImplementedError, match="LSTM.*proj_size"):
+        nn.LSTM(4, 8, proj_size=2)
+    assert nn.LSTM(4, 8, proj_size=0).hidden_size == 8
+
+
+def test_relu_gives_positive_zero():
+    out = F.relu(tg.tensor([-1.0, -0.0, 2.0, np.nan]))
+    ref = torch.relu(torch.tensor([-1.0, -0.0, 2.0, np.nan]))
+    np.testing.assert_array_equal(np.signbit(out.numpy()[:1]), np.signbit(ref.numpy()[:1]))
+    np.testing.assert_array_equal(out.numpy(), ref.numpy())
+    assert str(F.relu(tg.tensor([-1.0])).tolist()) == "[0.0]"
