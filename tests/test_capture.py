@@ -115,8 +115,9 @@ def test_sequence_regression_with_mse_and_adam_replays_bitwise(kind):
     """A sunspots-like model: float64 series in, mse_loss, Adam and clipping between the calls."""
     def build():
         tg.manual_seed(3)
-        rnn = nn.LSTM(1, 6) if kind == "LSTM" else nn.GRU(1, 6) if kind == "GRU" else nn.RNN(1, 6)
-        return rnn, nn.Linear(6, 1)
+        f64 = {"dtype": tg.float64}  # float64 series in: the layers must be float64 too (as in PyTorch)
+        rnn = nn.LSTM(1, 6, **f64) if kind == "LSTM" else nn.GRU(1, 6, **f64) if kind == "GRU" else nn.RNN(1, 6, **f64)
+        return rnn, nn.Linear(6, 1, **f64)
 
     def make_step(rnn, fc):
         def step(x, target):

@@ -74,11 +74,11 @@ def test_shape_op_errors(device):
     assert t.squeeze(1).shape == (2, 3)  # PyTorch's squeeze(dim) leaves an axis of another size alone
     with pytest.raises(tg.OpError, match=r"split: sizes \[1, 1\] sum to 2, but axis 1 of \(2, 3\) has 3"):
         t.split([1, 1], axis=1)
-    with pytest.raises(tg.OpError, match=r"sum: axis 2 is out of range for a tensor with 2 dimension"):
+    with pytest.raises(tg.OpError, match=r"sum: dim 2 is out of range for a tensor with 2 dimension"):
         t.sum(axis=2)
     with pytest.raises(tg.OpError, match=r"expand.*\(2, 3\).*"):
         t.expand(4, 3)
-    with pytest.raises(tg.OpError, match=r"permute.*not a permutation"):
+    with pytest.raises(tg.OpError, match=r"permute.*repeats an axis"):
         t.permute(0, 0)
     with pytest.raises(tg.OpError, match=r"concat.*input 0: shape \(2, 3\).*input 1: shape \(2, 2\)"):
         tg.concat([t, on(device, np.ones((2, 2)))])

@@ -219,6 +219,11 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     xp = get_array_module(data)
     if data.dtype.kind not in "iu":
         raise OpError(f"one_hot: expected integer class indices, got dtype {data.dtype}")
+    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < -1:
+        raise OpError(f"one_hot: num_classes must be an int >= 0 (or -1: max + 1), got {num_classes!r}")
+    if num_classes == -1 and not data.size:
+        raise OpError("one_hot: num_classes=-1 needs a non-empty tensor (the count is its max + 1)")
     n = int(data.max()) + 1 if num_classes == -1 else int(num_classes)
     if data.size and (int(data.min()) < 0 or int(data.max()) >= n):
         raise OpError(f"one_hot: class values must lie in [0, {n})")
@@ -245,10 +250,10 @@ def check_dropout_probability(p: Any, where: str) -> float:
     :func:`dropout`, ``nn.Dropout`` and the recurrent layers' ``dropout``.
 
     Raises:
-        ValueError: ``p`` is not a number in [0, 1] (``where`` names the caller).
+        OpError: ``p`` is not a number in [0, 1] (``where`` names the caller).
     """
     if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p <= 1:
-        raise ValueError(f"{where}: dropout probability must be a number in [0, 1], got {p!r}")
+        raise OpError(f"{where}: dropout probability must be a number in [0, 1], got {p!r}")
     return float(p)
 
 
@@ -260,7 +265,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = Fa
     the tape.
 
     Raises:
-        ValueError: ``p`` outside [0, 1] (:func:`check_dropout_probability`).
+        OpError: ``p`` outside [0, 1] (:func:`check_dropout_probability`).
     """
     check_dropout_probability(p, "dropout")
     if not training or p == 0:

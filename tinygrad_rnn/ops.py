@@ -22,7 +22,7 @@ import numpy as np
 from tinygrad_rnn import numerics
 from tinygrad_rnn.backend import get_array_module, to_device, to_numpy
 from tinygrad_rnn import tensor as _tape
-from tinygrad_rnn.tensor import Function, OpError, Tensor
+from tinygrad_rnn.tensor import Function, OpError, OpTypeError, Tensor, _check_numeric_dtype, _defaults, _sizes
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
@@ -39,7 +39,7 @@ def _reads_values(op: str, *tensors: Any) -> None:
                 _tape._recorder.read(t, f"{op}()")
 
 
-def _const(value: Any, like: Tensor) -> Tensor:
+def _const(value: Any, like: Tensor, name: str = "operand") -> Tensor:
     """Wrap a Python scalar or a NumPy/CuPy array as a constant tensor next to ``like``.
 
     A Python scalar gets the dtype NumPy 2 would give it in an op with ``like`` (a float never upcasts
@@ -49,22 +49,34 @@ def _const(value: Any, like: Tensor) -> Tensor:
         return value
     xp = get_array_module(like.array)
     if isinstance(value, (bool, int, float)):
-        return Tensor._wrap(xp.asarray(value, dtype=np.result_type(like.array.dtype, value)))
+        try:
+            return Tensor._wrap(xp.asarray(value, dtype=np.result_type(like.array.dtype, value)))
+        except OverflowError:
+            raise OpError(f"{name}: the Python int {value} does not fit the tensor's dtype {like.dtype} "
+                          f"(shape {tuple(like.shape)}); a value of that size is not wrapped around") from None
+    if value is None or isinstance(value, (str, bytes, complex)):
+        raise OpTypeError(f"{name}: expected a tensor, a real number or an array as the other operand, got "
+                          f"{value!r} ({type(value).__name__})")
     if get_array_module(value) is not xp:
         raise OpError(
-            f"cannot combine a {type(value).__module__}.{type(value).__name__} with a tensor on {like.device}; "
+            f"{name}: cannot combine a {type(value).__module__}.{type(value).__name__} with a tensor on {like.device}; "
             "move one of them with .to(device)"
         )
-    return Tensor._wrap(xp.asarray(value))
+    try:
+        value = xp.asarray(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise OpError(f"{name}: cannot use {type(value).__name__} as an operand ({exc})") from None
+    _check_numeric_dtype(name, value.dtype, "an operand of dtype")
+    return Tensor._wrap(value)
 
 
-def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+def _pair(a: Any, b: Any, name: str = "operand") -> tuple[Tensor, Tensor]:
     if isinstance(a, Tensor):
         if isinstance(b, Tensor):  # the common case, answered first
             return a, b
-        return a, _const(b, a)
+        return a, _const(b, a, name)
     if isinstance(b, Tensor):
-        return _const(a, b), b
+        return _const(a, b, name), b
     raise TypeError(f"expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
 
 
@@ -76,15 +88,37 @@ def _check_same_device(name: str, *tensors: Tensor) -> None:
             raise OpError(f"{name}: all inputs must be on one device, got {devices}; move them with .to(device)")
 
 
-def _normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+def _normalize_axes(axis: Any, ndim: int, name: str = "") -> tuple[int, ...]:
+    """``axis`` (None: all; an int or a sequence of ints) as non-negative ints, each in ``[-ndim, ndim)``
+    (``[-1, 0]`` for a 0-d tensor). ``name`` prefixes the message (ops inside ``forward`` get theirs from
+    the engine).
+
+    Raises:
+        OpTypeError: an axis that is not an int (a float, a bool, a string).
+        OpError: an axis out of range.
+    """
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case first, cheaply
+        return (axis % ndim,)
+    prefix = f"{name}: " if name else ""
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_)):
+        axes: Any = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = axis
+    else:
+        raise OpTypeError(f"{prefix}dim must be an int or a tuple of ints, got {axis!r} ({type(axis).__name__})")
+    n = builtins.max(ndim, 1)
     out = []
     for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
-            raise OpError(f"axis {a} is out of range for a tensor with {ndim} dimension(s)")
-        out.append(int(a) % builtins.max(ndim, 1))
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+            raise OpTypeError(f"{prefix}dim must be an int or a tuple of ints, got {axis!r}")
+        if not -n <= a < n:
+            raise OpError(f"{prefix}dim {a} is out of range for a tensor with {ndim} dimension(s) "
+                          f"(expected one in [{-n}, {n - 1}])")
+        out.append(int(a) % n)
+    if len(set(out)) != len(out):
+        raise OpError(f"{prefix}dim {tuple(axes)} repeats an axis")
     return tuple(out)
 
 
@@ -120,8 +154,8 @@ def _one_dim(name: str, dim: Any, ndim: int) -> int:
     Raises:
         OpError: ``dim`` is not an int, or out of range.
     """
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
-        raise OpError(f"{name}: dim must be an int, got {dim!r}")
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)):
+        raise OpTypeError(f"{name}: dim must be an int, got {dim!r}")
     n = builtins.max(ndim, 1)
     if not -n <= dim < n:
         raise OpError(f"{name}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
@@ -375,25 +409,25 @@ class AddMM(Function):
 
 def add(a: Any, b: Any) -> Tensor:
     """``a + b`` (see :class:`Add`)."""
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, "add")
     return Add.apply(a, b)
 
 
 def sub(a: Any, b: Any) -> Tensor:
     """``a - b`` (see :class:`Sub`)."""
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, "sub")
     return Sub.apply(a, b)
 
 
 def mul(a: Any, b: Any) -> Tensor:
     """``a * b`` (see :class:`Mul`)."""
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, "mul")
     return Mul.apply(a, b)
 
 
 def div(a: Any, b: Any) -> Tensor:
     """``a / b`` (see :class:`Div`)."""
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, "div")
     return Div.apply(a, b)
 
 
@@ -401,7 +435,7 @@ def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the operator's name
     """``a ** b`` (see :class:`PowScalar` for a number exponent, :class:`Pow` otherwise)."""
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
         return PowScalar.apply(a, exponent=b)
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, "pow")
     return Pow.apply(a, b)
 
 
@@ -412,25 +446,28 @@ def neg(a: Tensor) -> Tensor:
 
 def matmul(a: Any, b: Any) -> Tensor:
     """``a @ b`` (see :class:`MatMul`)."""
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, "matmul")
     return MatMul.apply(a, b)
 
 
 def addmm(c: Any, a: Tensor, b: Tensor) -> Tensor:
     """``c + a @ b`` for 2-D ``a``, ``b`` as one op (see :class:`AddMM`); ``c`` may be a tensor, array or number."""
-    a, b = _pair(a, b)
-    return AddMM.apply(_const(c, a), a, b)
+    a, b = _pair(a, b, "addmm")
+    return AddMM.apply(_const(c, a, "addmm"), a, b)
 
 
 _COMPARISONS = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal",
                 "ne": "not_equal"}
 
 
-def _operand(value: Any, like: Tensor) -> Tensor:
+def _operand(value: Any, like: Tensor, name: str = "compare") -> Tensor:
     """``value`` as a tensor next to ``like``: a tensor as it is, a list/tuple as an array on its device."""
     if isinstance(value, (list, tuple)):
-        value = get_array_module(like.array).asarray(value)
-    return _const(value, like)
+        try:
+            value = get_array_module(like.array).asarray(value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise OpError(f"{name}: cannot use {value!r} as an operand ({exc})") from None
+    return _const(value, like, name)
 
 
 def compare(a: Any, b: Any, op: str) -> Tensor:
@@ -440,9 +477,9 @@ def compare(a: Any, b: Any, op: str) -> Tensor:
         OpError: shapes that do not broadcast, or operands on different devices.
     """
     if isinstance(a, Tensor):
-        b = _operand(b, a)
+        b = _operand(b, a, op)
     else:
-        a = _operand(a, b)
+        a = _operand(a, b, op)
     _check_same_device(op, a, b)
     _reads_values(op, a, b)
     try:
@@ -556,7 +593,10 @@ class ReLU(Function):
 
     def forward(self, a):
         self.mask = a > 0
-        return a * self.mask + 0  # + 0 turns -0. (from negative·False) into 0., as PyTorch; NaN stays NaN
+        out = get_array_module(a).maximum(a, 0).astype(a.dtype, copy=False)  # not a·mask: -inf·0 is NaN
+        if out.dtype.kind == "f":
+            out += 0  # -0. becomes 0., as PyTorch; NaN stays NaN
+        return out
 
     def backward(self, g):
         return g * self.mask
@@ -616,29 +656,39 @@ class ToDevice(Function):
         return to_device(g, self.source)
 
 
+def _floating(a: Tensor) -> Tensor:
+    """``a`` itself when floating; a bool or integer tensor converted to the default dtype (float32), as
+    PyTorch's floating functions (``exp``, ``sigmoid``...) do — NumPy would give float16 for uint8/int8 and
+    float64 for int64."""
+    if a.array.dtype.kind == "f":
+        return a
+    return Tensor._wrap(a.array.astype(_defaults.dtype))
+
+
 def exp(a: Tensor) -> Tensor:
-    """Elementwise ``e**a`` (see :class:`Exp`)."""
-    return Exp.apply(a)
+    """Elementwise ``e**a`` (see :class:`Exp`); integer input gives the default float dtype."""
+    return Exp.apply(_floating(a))
 
 
 def log(a: Tensor) -> Tensor:
-    """Elementwise natural logarithm (see :class:`Log`)."""
-    return Log.apply(a)
+    """Elementwise natural logarithm (see :class:`Log`); integer input gives the default float dtype."""
+    return Log.apply(_floating(a))
 
 
 def sqrt(a: Tensor) -> Tensor:
-    """Elementwise square root (see :class:`Sqrt`)."""
-    return Sqrt.apply(a)
+    """Elementwise square root (see :class:`Sqrt`); integer input gives the default float dtype."""
+    return Sqrt.apply(_floating(a))
 
 
 def tanh(a: Tensor) -> Tensor:
-    """Elementwise hyperbolic tangent (see :class:`Tanh`)."""
-    return Tanh.apply(a)
+    """Elementwise hyperbolic tangent (see :class:`Tanh`); integer input gives the default float dtype."""
+    return Tanh.apply(_floating(a))
 
 
 def sigmoid(a: Tensor) -> Tensor:
-    """Elementwise logistic function, overflow-free (see :class:`Sigmoid`)."""
-    return Sigmoid.apply(a)
+    """Elementwise logistic function, overflow-free (see :class:`Sigmoid`); integer input gives the default
+    float dtype."""
+    return Sigmoid.apply(_floating(a))
 
 
 def relu(a: Tensor) -> Tensor:
@@ -652,9 +702,28 @@ def abs(a: Tensor) -> Tensor:  # noqa: A001
 
 
 def clip(a: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
-    """Clamp ``a`` to ``[min, max]`` (Python numbers; either may be None). See :class:`Clip`."""
+    """Clamp ``a`` to ``[min, max]`` (Python numbers; either may be None). See :class:`Clip`.
+
+    An integer or bool tensor with a float bound becomes the default float dtype first, as in PyTorch
+    (``clamp(tensor([1, 5]), 1.5, 3.5)`` is ``[1.5, 3.5]``, not ``[1, 3]``).
+
+    Raises:
+        OpError: neither bound given; an int bound outside the tensor's integer dtype.
+        OpTypeError: a bound that is not a real number.
+    """
     if min is None and max is None:
         raise OpError("clip: at least one of min and max must be given")
+    for bound in (min, max):
+        if bound is not None and (isinstance(bound, (bool, np.bool_))
+                                  or not isinstance(bound, (int, float, np.integer, np.floating))):
+            raise OpTypeError(f"clip: min and max must be real numbers or None, got {bound!r}")
+    if a.array.dtype.kind != "f" and builtins.any(isinstance(b, (float, np.floating)) for b in (min, max)):
+        a = _floating(a)
+    elif a.array.dtype.kind in "iu":
+        info = np.iinfo(a.array.dtype)
+        for bound in (min, max):
+            if bound is not None and not info.min <= bound <= info.max:
+                raise OpError(f"clip: bound {bound} is outside the range of the tensor's dtype {a.dtype}")
     return Clip.apply(a, low=min, high=max)
 
 
@@ -674,6 +743,12 @@ def cast(a: Tensor, dtype: Any) -> Tensor:
 # --------------------------------------------------------------------------------------------------
 
 
+def _need_floating(name: str, a: Tensor) -> None:
+    if a.array.dtype.kind != "f":
+        raise OpError(f"{name}: needs a floating-point tensor, got dtype {a.dtype} (as PyTorch; convert with "
+                      ".float() or .double() first)")
+
+
 def _expand_reduced(g: Any, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...]) -> Any:
     """Broadcast a reduced gradient back to ``shape`` (a read-only view, no copy)."""
     xp = get_array_module(g)
@@ -686,7 +761,7 @@ class Sum(Function):
     """Sum over ``axis`` (None: all; int or tuple). Backward: ``∂a = g`` broadcast over the summed axes."""
 
     def forward(self, a, axis, keepdims):
-        self.axes = _normalize_axes(axis, a.ndim)
+        self.axes = _normalize_axes(axis, a.ndim) if a.ndim else ()  # a 0-d tensor's dim 0/-1: itself
         self.keepdims, self.input_shape = keepdims, a.shape
         return a.sum(axis=self.axes, keepdims=keepdims)
 
@@ -698,7 +773,7 @@ class Mean(Function):
     """Mean over ``axis``. Backward: ``∂a = g / N`` broadcast, N the number of averaged elements."""
 
     def forward(self, a, axis, keepdims):
-        self.axes = _normalize_axes(axis, a.ndim)
+        self.axes = _normalize_axes(axis, a.ndim) if a.ndim else ()  # a 0-d tensor's dim 0/-1: itself
         self.keepdims, self.input_shape = keepdims, a.shape
         self.count = int(np.prod([a.shape[i] for i in self.axes])) if self.axes else 1
         return a.mean(axis=self.axes, keepdims=keepdims)
@@ -717,7 +792,7 @@ class Max(Function):
     def forward(self, a, axis, keepdims, mode):
         if a.size == 0:
             raise ValueError(f"{mode} of an empty tensor of shape {a.shape}")
-        self.axes = _normalize_axes(axis, a.ndim)
+        self.axes = _normalize_axes(axis, a.ndim) if a.ndim else ()  # a 0-d tensor's dim 0/-1: itself
         self.keepdims, self.a = keepdims, a
         reduce = a.max if mode == "max" else a.min
         self.out = reduce(axis=self.axes, keepdims=True)
@@ -736,12 +811,20 @@ class Max(Function):
 
 def sum(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None,  # noqa: A001
         keepdims: Any = None) -> Tensor:
-    """Sum over ``dim`` (None: all; an int or a tuple); ``axis``/``keepdims`` are aliases (see :class:`Sum`)."""
+    """Sum over ``dim`` (None: all; an int or a tuple); ``axis``/``keepdims`` are aliases (see :class:`Sum`).
+    Bool and integer tensors sum to int64, as in PyTorch (NumPy would give uint64 for unsigned ones)."""
+    if a.array.dtype.kind in "bu" or (a.array.dtype.kind == "i" and a.array.dtype.itemsize < 8):
+        a = Tensor._wrap(a.array.astype(np.int64))
     return Sum.apply(a, axis=_dim("sum", dim, axis), keepdims=_keep("sum", keepdim, keepdims))
 
 
 def mean(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
-    """Mean over ``dim`` (None: all; an int or a tuple); ``axis``/``keepdims`` are aliases (see :class:`Mean`)."""
+    """Mean over ``dim`` (None: all; an int or a tuple); ``axis``/``keepdims`` are aliases (see :class:`Mean`).
+
+    Raises:
+        OpError: a bool or integer tensor (as PyTorch: convert with ``.float()`` first).
+    """
+    _need_floating("mean", a)
     return Mean.apply(a, axis=_dim("mean", dim, axis), keepdims=_keep("mean", keepdim, keepdims))
 
 
@@ -750,9 +833,10 @@ def var(a: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: Any =
     """Variance over ``dim`` with Bessel's ``correction`` (default 1; ``unbiased=False`` means 0), as
     ``torch.var``: ``Σ (a - mean)² / (N - correction)``. Composite: the tape differentiates it."""
     dim, keep = _dim("var", dim, axis), _keep("var", keepdim, keepdims)
+    _need_floating("var/std", a)
     if correction is None:
         correction = 0 if unbiased is False else 1
-    axes = _normalize_axes(dim, a.ndim)
+    axes = _normalize_axes(dim, a.ndim, "var/std")
     n = int(np.prod([a.shape[i] for i in axes])) if axes else 1
     centred = a - mean(a, axes, keepdim=True)
     return sum(centred * centred, axes, keepdim=keep) / builtins.max(n - correction, 0)
@@ -892,13 +976,13 @@ class Maximum(Function):
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise maximum (see :class:`Maximum`)."""
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, "maximum")
     return Maximum.apply(a, b, mode="max")
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise minimum (see :class:`Maximum`)."""
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, "minimum")
     return Maximum.apply(a, b, mode="min")
 
 
@@ -1238,33 +1322,68 @@ class LogSoftmax(Function):
 
 
 def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
-    """``a`` with a new shape of the same size (see :class:`Reshape`)."""
-    shape = tuple(int(s) for s in shape)
+    """``a`` with a new shape of the same size (see :class:`Reshape`).
+
+    Raises:
+        OpTypeError: a size that is not an int.
+        OpError: a negative size other than one -1; a shape of another size.
+    """
+    shape = _sizes("reshape", tuple(shape), minus_one=True)
     if shape == a.shape:
         return a
     return Reshape.apply(a, shape=shape)
 
 
 def permute(a: Tensor, axes: Sequence[int]) -> Tensor:
-    """Reorder axes (see :class:`Permute`)."""
-    axes = tuple(int(x) % builtins.max(a.ndim, 1) for x in axes)
-    return Permute.apply(a, axes=axes)
+    """Reorder axes (see :class:`Permute`).
+
+    Raises:
+        OpError: not one entry per axis, an axis out of range or repeated.
+        OpTypeError: an axis that is not an int.
+    """
+    axes = tuple(axes)
+    if len(axes) != a.ndim:
+        raise OpError(f"permute: expected {a.ndim} dims (one per axis of shape {tuple(a.shape)}), got {axes}")
+    return Permute.apply(a, axes=_normalize_axes(axes, a.ndim, "permute"))
 
 
 def transpose(a: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
     """Swap two axes (``torch.transpose``; see :class:`Permute`); a tensor with fewer than 2 dims is returned
-    as it is."""
-    if a.ndim < 2:
+    as it is.
+
+    Raises:
+        OpError: a dim out of range. OpTypeError: a dim that is not an int.
+    """
+    i = _normalize_axes(dim0, a.ndim, "transpose")[0]
+    j = _normalize_axes(dim1, a.ndim, "transpose")[0]
+    if a.ndim < 2 or i == j:
         return a
     axes = list(range(a.ndim))
-    i, j = _normalize_axes((dim0, dim1), a.ndim)
     axes[i], axes[j] = axes[j], axes[i]
     return Permute.apply(a, axes=tuple(axes))
 
 
 def expand(a: Tensor, shape: Sequence[int]) -> Tensor:
-    """Broadcast ``a`` to ``shape`` (see :class:`Expand`)."""
-    return Expand.apply(a, shape=tuple(int(s) for s in shape))
+    """Broadcast ``a`` to ``shape`` (see :class:`Expand`); -1 keeps an existing axis' size.
+
+    Raises:
+        OpError: fewer sizes than ``a`` has axes, -1 for a new leading axis, another negative size, or a
+            size an axis of length other than 1 cannot broadcast to.
+        OpTypeError: a size that is not an int.
+    """
+    shape = tuple(shape)
+    for i, n in enumerate(shape):
+        if isinstance(n, (int, np.integer)) and n == -1 and i < len(shape) - a.ndim:
+            raise OpError(f"expand: -1 is not allowed for the new leading axis {i} of {shape} "
+                          f"(from shape {tuple(a.shape)})")
+    sizes = [n for n in shape]
+    for i, n in enumerate(sizes):
+        if isinstance(n, (int, np.integer)) and n == -1:
+            sizes[i] = a.shape[i - (len(shape) - a.ndim)]
+    sizes = _sizes("expand", sizes)
+    if len(sizes) < a.ndim:
+        raise OpError(f"expand: the target {shape} has fewer axes than the tensor's shape {tuple(a.shape)}")
+    return Expand.apply(a, shape=sizes)
 
 
 def squeeze(a: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
@@ -1273,7 +1392,7 @@ def squeeze(a: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
     dim = _dim("squeeze", dim, axis)
     if dim is None:
         return reshape(a, [n for n in a.shape if n != 1])
-    axes = _normalize_axes(dim, a.ndim)
+    axes = _normalize_axes(dim, a.ndim, "squeeze")
     return reshape(a, [n for i, n in enumerate(a.shape) if not (i in axes and n == 1)])
 
 
@@ -1282,7 +1401,7 @@ def unsqueeze(a: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
     dim = _dim("unsqueeze", dim, axis)
     if dim is None:
         raise TypeError("unsqueeze: missing the dim to insert")
-    axis = _normalize_axes(dim, a.ndim + 1)[0]
+    axis = _normalize_axes(dim, a.ndim + 1, "unsqueeze")[0]
     shape = list(a.shape)
     shape.insert(axis, 1)
     return reshape(a, shape)
@@ -1292,7 +1411,8 @@ def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims ``start_dim..end_dim`` into one (``torch.flatten``); a 0-d tensor becomes (1,)."""
     if a.ndim == 0:
         return reshape(a, (1,))
-    start, end = _normalize_axes((start_dim, end_dim), a.ndim)
+    start = _normalize_axes(start_dim, a.ndim, "flatten")[0]
+    end = _normalize_axes(end_dim, a.ndim, "flatten")[0]
     if start > end:
         raise OpError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {a.shape}")
     shape = a.shape[:start] + (int(np.prod(a.shape[start:end + 1])),) + a.shape[end + 1:]
@@ -1323,7 +1443,7 @@ def repeat(a: Tensor, *repeats: Any) -> Tensor:
     """
     if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)):
         repeats = tuple(repeats[0])
-    repeats = tuple(int(r) for r in repeats)
+    repeats = _sizes("repeat", repeats)
     if len(repeats) < a.ndim or any(r < 0 for r in repeats):
         raise OpError(f"repeat: needs at least {a.ndim} non-negative repeats for shape {a.shape}, got {repeats}")
     return Repeat.apply(a, repeats=repeats)
@@ -1364,7 +1484,7 @@ def pad(a: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
     """
     if mode != "constant":
         raise OpError(f"pad: only mode='constant' is supported, got {mode!r}")
-    pad = [int(p) for p in pad]
+    pad = list(_sizes("pad", tuple(pad)))
     if len(pad) % 2 or len(pad) // 2 > a.ndim or any(p < 0 for p in pad):
         raise OpError(f"pad: expected an even number of non-negative amounts for at most {a.ndim} dims, got {pad}")
     pairs = [(0, 0)] * a.ndim
@@ -1406,8 +1526,18 @@ def _gather_tensors(name: str, tensors: Sequence[Tensor]) -> list[Tensor]:
 
 
 def concat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
-    """Join along an existing ``dim`` (default 0; ``axis`` is an alias). See :class:`Concat`."""
-    return Concat.apply(*_gather_tensors("concat", tensors), axis=_dim("cat", dim, axis, 0))
+    """Join along an existing ``dim`` (default 0; ``axis`` is an alias). See :class:`Concat`.
+
+    Raises:
+        OpError: no tensors, a 0-d tensor, a dim out of range, tensors on several devices or of shapes that
+            differ outside ``dim``.
+    """
+    tensors = _gather_tensors("cat", tensors)
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise OpError(f"cat: a 0-d tensor (at position {i}) cannot be concatenated; use stack")
+    axis = _normalize_axes(_dim("cat", dim, axis, 0), tensors[0].ndim, "cat")[0]
+    return Concat.apply(*tensors, axis=axis)
 
 
 cat = concat
@@ -1415,8 +1545,14 @@ concatenate = concat
 
 
 def stack(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
-    """Join equal-shape tensors along a new ``dim`` (default 0; ``axis`` is an alias). See :class:`Stack`."""
-    return Stack.apply(*_gather_tensors("stack", tensors), axis=_dim("stack", dim, axis, 0))
+    """Join equal-shape tensors along a new ``dim`` (default 0; ``axis`` is an alias). See :class:`Stack`.
+
+    Raises:
+        OpError: no tensors, a dim out of range, shapes that differ, tensors on several devices.
+    """
+    tensors = _gather_tensors("stack", tensors)
+    axis = _normalize_axes(_dim("stack", dim, axis, 0), tensors[0].ndim + 1, "stack")[0]
+    return Stack.apply(*tensors, axis=axis)
 
 
 def split(a: Tensor, split_size_or_sections: Any, dim: int | None = None, *, axis: int | None = None
@@ -1425,17 +1561,21 @@ def split(a: Tensor, split_size_or_sections: Any, dim: int | None = None, *, axi
     of the listed sizes.
 
     Raises:
-        OpError: listed sizes that do not add up to the axis length.
+        OpError: a 0-d tensor; a split size that is not positive; listed sizes that are negative or do not add
+            up to the axis length.
+        OpTypeError: sizes that are not ints.
     """
-    axis = _normalize_axes(_dim("split", dim, axis, 0), a.ndim)[0]
+    if a.ndim == 0:
+        raise OpError("split: a 0-d tensor cannot be split")
+    axis = _normalize_axes(_dim("split", dim, axis, 0), a.ndim, "split")[0]
     n = a.shape[axis]
-    if isinstance(split_size_or_sections, (int, np.integer)):
-        size = int(split_size_or_sections)
-        if size <= 0:
+    if not isinstance(split_size_or_sections, (tuple, list)):
+        size = _sizes("split", (split_size_or_sections,))[0]
+        if size <= 0 and n > 0:
             raise OpError(f"split: split_size must be positive, got {size}")
-        sizes = [size] * (n // size) + ([n % size] if n % size else [])
+        sizes = [size] * (n // size) + ([n % size] if n % size else []) if size else [0]
     else:
-        sizes = [int(s) for s in split_size_or_sections]
+        sizes = list(_sizes("split", tuple(split_size_or_sections)))
         if builtins.sum(sizes) != n:
             raise OpError(f"split: sizes {sizes} sum to {builtins.sum(sizes)}, but axis {axis} of {a.shape} has {n}")
     bounds = list(itertools.accumulate(sizes[:-1]))
@@ -1444,17 +1584,26 @@ def split(a: Tensor, split_size_or_sections: Any, dim: int | None = None, *, axi
 
 def chunk(a: Tensor, chunks: int, dim: int | None = None, *, axis: int | None = None) -> tuple[Tensor, ...]:
     """PyTorch's ``chunk`` along ``dim`` (default 0): pieces of size ``ceil(n / chunks)`` (the last may be
-    smaller)."""
+    smaller).
+
+    Raises:
+        OpError: ``chunks`` not positive, a 0-d tensor, a dim out of range. OpTypeError: ``chunks`` not an int.
+    """
+    chunks = _sizes("chunk", (chunks,))[0]
     if chunks <= 0:
         raise OpError(f"chunk: chunks must be positive, got {chunks}")
+    if a.ndim == 0:
+        raise OpError("chunk: a 0-d tensor cannot be chunked")
     dim = _dim("chunk", dim, axis, 0)
-    n = a.shape[_normalize_axes(dim, a.ndim)[0]]
+    n = a.shape[_normalize_axes(dim, a.ndim, "chunk")[0]]
     return split(a, builtins.max(1, -(-n // chunks)), dim)
 
 
 def unbind(a: Tensor, dim: int | None = None, *, axis: int | None = None) -> tuple[Tensor, ...]:
     """The slices along ``dim`` (default 0), that axis removed (see :class:`Unbind`)."""
-    return Unbind.apply(a, axis=_normalize_axes(_dim("unbind", dim, axis, 0), a.ndim)[0])
+    if a.ndim == 0:
+        raise OpError("unbind: a 0-d tensor has no dim to unbind")
+    return Unbind.apply(a, axis=_normalize_axes(_dim("unbind", dim, axis, 0), a.ndim, "unbind")[0])
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -1462,11 +1611,12 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     boolean Tensor, array or list (moved to the tensors' device)."""
     if isinstance(condition, Tensor):
         condition = condition.array
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, "where")
     _check_same_device("where", a, b)
     condition = get_array_module(a.array).asarray(condition)
     if condition.dtype != bool:
-        condition = condition.astype(bool)
+        raise OpError(f"where: the condition must be a bool tensor, got dtype {condition.dtype} (as PyTorch; "
+                      "compare first, e.g. mask != 0)")
     return Where.apply(a, b, condition=condition)
 
 
@@ -1483,7 +1633,8 @@ def log_softmax(a: Tensor, dim: int | None = None, *, axis: int | None = None, d
     ``dtype`` casts the input first, as in PyTorch."""
     if dtype is not None:
         a = cast(a, dtype)
-    return LogSoftmax.apply(a, axis=_normalize_axes(_dim("log_softmax", dim, axis, -1), a.ndim)[0])
+    _need_floating("log_softmax/softmax", a)
+    return LogSoftmax.apply(a, axis=_normalize_axes(_dim("log_softmax", dim, axis, -1), a.ndim, "log_softmax")[0])
 
 
 def softmax(a: Tensor, dim: int | None = None, *, axis: int | None = None, dtype: Any = None) -> Tensor:

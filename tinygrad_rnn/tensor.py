@@ -53,7 +53,7 @@ from tinygrad_rnn.backend import (
 )
 
 __all__ = [
-    "Tensor", "Size", "Function", "OpError", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
+    "Tensor", "Size", "Function", "OpError", "OpTypeError", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
     "is_grad_enabled", "detect_anomaly", "sum_to", "tensor", "as_tensor", "from_numpy", "is_tensor", "numel",
     "zeros", "ones", "full", "empty", "eye", "zeros_like", "ones_like", "full_like", "empty_like", "arange",
     "linspace", "randn", "rand", "randint", "randn_like", "rand_like", "randperm", "manual_seed", "initial_seed",
@@ -68,6 +68,66 @@ _CPU = device("cpu")
 
 class OpError(ValueError):
     """An op was given inputs it cannot work with (shapes, dtypes, devices, indices)."""
+
+
+class OpTypeError(OpError, TypeError):
+    """An op was given an argument of the wrong kind (a float or string where a size or an axis goes, a
+    non-numeric dtype): both an :class:`OpError` and a ``TypeError``, as PyTorch raises ``TypeError`` there."""
+
+
+_NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats: the dtypes a tensor may hold
+
+
+def _check_numeric_dtype(name: str, dtype: np.dtype, what: str = "dtype") -> np.dtype:
+    """``dtype`` itself when a tensor may hold it (bool, integer, floating).
+
+    Raises:
+        OpTypeError: complex, string, bytes, object, datetime or structured dtypes.
+    """
+    if dtype.kind not in _NUMERIC_KINDS:
+        kind = "complex numbers are not supported" if dtype.kind == "c" else "not a numeric dtype"
+        raise OpTypeError(f"{name}: {what} {dtype} ({kind}); a tensor holds bool, integer or floating-point "
+                          "values")
+    return dtype
+
+
+def _size(name: str, value: Any, what: str = "size") -> int:
+    """``value`` as a Python int: an int, a NumPy integer or an integer 0-d tensor (not a bool or a float).
+
+    Raises:
+        OpTypeError: anything else.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, Tensor)):
+        raise OpTypeError(f"{name}: {what} must be an int, got {value!r} ({type(value).__name__})")
+    if isinstance(value, Tensor):
+        if value.ndim != 0 or value.dtype.kind not in "iu":
+            raise OpTypeError(f"{name}: {what} must be an int, got a tensor of shape {value.shape} "
+                              f"and dtype {value.dtype}")
+        return int(value.item())
+    return int(value)
+
+
+def _sizes(name: str, values: Any, minus_one: bool = False) -> tuple[int, ...]:
+    """A shape: a sequence of non-negative ints (one -1 allowed when ``minus_one``).
+
+    Raises:
+        OpTypeError: not a sequence of ints (floats, strings, bools).
+        OpError: a negative size (or a second -1, or -1 where it is not allowed).
+    """
+    for v in values:  # the common case first, cheaply: plain non-negative Python ints
+        if type(v) is not int or v < 0:
+            break
+    else:
+        if isinstance(values, (tuple, list)):
+            return tuple(values)
+    if not isinstance(values, (tuple, list)):
+        raise OpTypeError(f"{name}: expected a sequence of ints, got {values!r}")
+    out = tuple(_size(name, v) for v in values)
+    for i, v in enumerate(out):
+        if v < 0 and not (minus_one and v == -1 and out.index(-1) == i):
+            allowed = " (one -1 is allowed, to be inferred)" if minus_one else ""
+            raise OpError(f"{name}: sizes must be non-negative{allowed}, got {list(out)}")
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -520,7 +580,7 @@ def _as_dtype(value: Any) -> np.dtype:
         TypeError: anything else.
     """
     if isinstance(value, np.dtype):
-        return value
+        return _check_numeric_dtype("dtype", value)
     if isinstance(value, _TensorType):
         return value.dtype
     if value is float:
@@ -530,9 +590,10 @@ def _as_dtype(value: Any) -> np.dtype:
     if isinstance(value, str) and value.rsplit(".", 1)[-1] in _TYPE_BY_NAME:
         return _TYPE_BY_NAME[value.rsplit(".", 1)[-1]]
     try:
-        return np.dtype(value)
+        dtype = np.dtype(value)
     except TypeError:
-        raise TypeError(f"not a dtype: {value!r}") from None
+        raise OpTypeError(f"dtype: not a dtype: {value!r}") from None
+    return _check_numeric_dtype("dtype", dtype)
 
 
 class _TensorType(type):
@@ -621,25 +682,70 @@ class Size(tuple):
 
 
 def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
-    """A new backend array (always a copy) from user data, with the default-dtype rules of DESIGN §3."""
+    """A new backend array (always a copy) from user data, with the default-dtype rules of DESIGN §3.
+
+    Raises:
+        OpTypeError: strings, bytes, objects, datetimes, complex numbers, or a non-numeric ``dtype``.
+        OpError: a ragged nested sequence; a Python int outside int64's range.
+    """
     if is_torch_tensor(data):  # a CPU torch tensor
         data = data.detach().numpy()
     if dtype is not None:
         dtype = _as_dtype(dtype)
+    if isinstance(data, (str, bytes, bytearray)):
+        raise OpTypeError(f"tensor: cannot make a tensor from {type(data).__name__} {_short(data)}; "
+                          "a tensor holds bool, integer or floating-point values")
     xp = get_array_module(data)
     if isinstance(data, (np.ndarray, np.generic)) or xp is not np:
+        _check_numeric_dtype("tensor", data.dtype, "data of dtype")
         array = xp.array(data, dtype=dtype, copy=True)  # arrays keep their dtype
     else:
-        array = np.array(data, dtype=dtype)
+        if isinstance(data, (str, bytes, bytearray)):
+            raise OpTypeError(f"tensor: cannot make a tensor from {type(data).__name__} {data!r}; "
+                              "a tensor holds bool, integer or floating-point values")
+        try:
+            array = np.array(data)  # NumPy's own dtype first, so that strings are never parsed as numbers
+            if dtype is not None and (array.dtype.kind in _NUMERIC_KINDS or array.dtype == object):
+                array = np.array(data, dtype=dtype)
+        except OverflowError:
+            raise OpError(f"tensor: a Python int outside int64's range [-2**63, 2**63) in {_short(data)}") from None
+        except ValueError as exc:
+            if "inhomogeneous" in str(exc) or "sequence" in str(exc):
+                raise OpError(f"tensor: ragged nested sequence {_short(data)}: every row must have the same "
+                              "length") from None
+            raise OpError(f"tensor: cannot convert {_short(data)} to dtype {dtype}: {exc}") from None
+        except TypeError as exc:
+            raise OpTypeError(f"tensor: cannot convert {_short(data)}: {exc}") from None
+        if array.dtype == object:
+            big = any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in _flat_items(data))
+            what = ("a Python int outside int64's range [-2**63, 2**63)" if big
+                    else "mixed, ragged or non-numeric items")
+            raise OpTypeError(f"tensor: cannot make a tensor from {type(data).__name__} {_short(data)}: {what}")
+        if dtype is None and array.dtype == np.uint64:  # Python ints >= 2**63: NumPy picks uint64
+            raise OpError(f"tensor: a Python int outside int64's range [-2**63, 2**63) in {_short(data)}")
+        _check_numeric_dtype("tensor", array.dtype, "data of dtype")
         if dtype is None and array.dtype.kind == "f":
             array = array.astype(_defaults.dtype)
         elif dtype is None and array.dtype.kind in "iu":
             array = array.astype(np.int64)
-        elif array.dtype == object:
-            raise TypeError(f"cannot make a tensor from {type(data).__name__} of mixed or non-numeric items")
     if device is not None:
         array = to_device(array, device)
     return array
+
+
+def _short(data: Any) -> str:
+    text = repr(data)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _flat_items(data: Any) -> Iterator[Any]:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        else:
+            yield item
 
 
 def _comparable(value: Any) -> bool:
@@ -1892,10 +1998,11 @@ class Generator:
         return getattr(self._rng, name)
 
 
-def _shape_args(shape: tuple[Any, ...]) -> tuple[int, ...]:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(int(s) for s in shape[0])
-    return tuple(int(s) for s in shape)
+def _shape_args(shape: tuple[Any, ...], name: str = "size") -> tuple[int, ...]:
+    """The sizes of ``zeros(2, 3)`` or ``zeros((2, 3))``, checked (see :func:`_sizes`)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
+        return _sizes(name, tuple(shape[0]))
+    return _sizes(name, tuple(shape))
 
 
 def _float_dtype(dtype: Any) -> np.dtype:
@@ -1916,6 +2023,7 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
         return data.to(device=device, dtype=dtype) if (device is not None or dtype is not None) else data
     xp = get_array_module(data)
     if isinstance(data, np.ndarray) or xp is not np:
+        _check_numeric_dtype("as_tensor", data.dtype, "an array of dtype")
         same_dtype = dtype is None or _as_dtype(dtype) == data.dtype
         same_device = device is None or normalize_device(device) == device_of(data)
         if same_dtype and same_device:
@@ -1932,6 +2040,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    _check_numeric_dtype("from_numpy", array.dtype, "an array of dtype")
     return Tensor._wrap(array)
 
 
@@ -1947,7 +2056,19 @@ def numel(t: Tensor) -> int:
 
 def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ``size`` filled with ``fill_value``; the dtype follows the value as in ``torch.full``
-    (bool -> bool, int -> int64, float -> the default dtype) unless given."""
+    (bool -> bool, int -> int64, float -> the default dtype) unless given.
+
+    Raises:
+        OpTypeError: a size that is not an int, a fill value that is not a real number.
+        OpError: a negative size; an int fill value outside int64's range.
+    """
+    shape = _shape_args((size,), "full")
+    if isinstance(fill_value, Tensor) and fill_value.ndim == 0:
+        fill_value = fill_value.item()
+    if not isinstance(fill_value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        raise OpTypeError(f"full: fill_value must be a real number, got {fill_value!r} ({type(fill_value).__name__})")
+    if isinstance(fill_value, int) and not -2**63 <= fill_value < 2**63:
+        raise OpError(f"full: fill_value {fill_value} is outside int64's range [-2**63, 2**63)")
     if dtype is None:
         if isinstance(fill_value, (bool, np.bool_)):
             dtype = bool_
@@ -1956,29 +2077,36 @@ def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = None, requ
         else:
             dtype = _defaults.dtype
     device = normalize_device(device)
-    data = get_array_module(device).full(_shape_args((size,)), fill_value, dtype=_as_dtype(dtype))
+    data = get_array_module(device).full(shape, fill_value, dtype=_as_dtype(dtype))
     return Tensor._wrap(data)._requires(requires_grad)
 
 
 def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (the default dtype, float32, unless ``dtype`` says otherwise)."""
-    return full(_shape_args(size), 0, dtype=_float_dtype(dtype), device=device, requires_grad=requires_grad)
+    return full(_shape_args(size, "zeros"), 0, dtype=_float_dtype(dtype), device=device,
+                requires_grad=requires_grad)
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones (the default dtype unless ``dtype`` says otherwise)."""
-    return full(_shape_args(size), 1, dtype=_float_dtype(dtype), device=device, requires_grad=requires_grad)
+    return full(_shape_args(size, "ones"), 1, dtype=_float_dtype(dtype), device=device,
+                requires_grad=requires_grad)
 
 
 def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """``torch.empty``; here the values are zeros (PyTorch leaves them undefined)."""
-    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+    return full(_shape_args(size, "empty"), 0, dtype=_float_dtype(dtype), device=device, requires_grad=requires_grad)
 
 
 def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """The (n, m) identity matrix (m = n by default)."""
+    """The (n, m) identity matrix (m = n by default).
+
+    Raises:
+        OpTypeError / OpError: ``n`` or ``m`` not a non-negative int.
+    """
+    n, m = _sizes("eye", (n, n if m is None else m))
     device = normalize_device(device)
-    data = get_array_module(device).eye(n, n if m is None else m, dtype=_float_dtype(dtype))
+    data = get_array_module(device).eye(n, m, dtype=_float_dtype(dtype))
     return Tensor._wrap(data)._requires(requires_grad)
 
 
@@ -2014,6 +2142,17 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     """``torch.arange``: ``[start, end)`` by ``step`` (int64 for integer arguments, the default dtype otherwise)."""
     if end is None:
         start, end = 0, start
+    for v in (start, end, step):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise OpTypeError(f"arange: start, end and step must be real numbers, got "
+                              f"({start!r}, {end!r}, {step!r})")
+        if not np.isfinite(v):
+            raise OpError(f"arange: start, end and step must be finite, got "
+                              f"({start!r}, {end!r}, {step!r})")
+    if step == 0:
+        raise OpError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise OpError(f"arange: the range [{start}, {end}) is not in the direction of step {step}")
     if dtype is None:
         is_int = all(float(v).is_integer() and not isinstance(v, float) for v in (start, end, step))
         dtype = int64 if is_int else _defaults.dtype
@@ -2023,7 +2162,8 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
 def linspace(start: float, end: float, steps: int, dtype: Any = None, device: Any = None,
              requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (the default dtype unless given)."""
-    return Tensor(np.linspace(start, end, int(steps)), dtype=_float_dtype(dtype), device=device,
+    steps = _sizes("linspace", (steps,))[0]
+    return Tensor(np.linspace(start, end, steps), dtype=_float_dtype(dtype), device=device,
                   requires_grad=requires_grad)
 
 
@@ -2031,7 +2171,7 @@ def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
           generator: Any = None) -> Tensor:
     """Standard normal samples from the device's generator (see :func:`manual_seed`), or from ``generator``."""
     rng = default_rng(device) if generator is None else generator
-    data = rng.standard_normal(_shape_args(size), dtype=_float_dtype(dtype))
+    data = rng.standard_normal(_shape_args(size, "randn"), dtype=_float_dtype(dtype))
     return Tensor._wrap(data)._requires(requires_grad)
 
 
@@ -2039,7 +2179,7 @@ def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool 
          generator: Any = None) -> Tensor:
     """Uniform samples in [0, 1) from the device's generator (see :func:`manual_seed`), or from ``generator``."""
     rng = default_rng(device) if generator is None else generator
-    data = rng.random(_shape_args(size), dtype=_float_dtype(dtype))
+    data = rng.random(_shape_args(size, "rand"), dtype=_float_dtype(dtype))
     return Tensor._wrap(data)._requires(requires_grad)
 
 
@@ -2055,7 +2195,11 @@ def randint(low: int, high: int | None = None, size: Any = None, dtype: Any = No
             raise TypeError("randint: expected randint(low=0, high, size)")
         low, high, size = 0, low, high
     rng = default_rng(device) if generator is None else generator
-    data = rng.integers(low, high, size=_shape_args((size,)), dtype=np.int64)
+    shape = _shape_args((size,), "randint")
+    low, high = _size("randint", low, "low"), _size("randint", high, "high")
+    if low >= high:
+        raise OpError(f"randint: expected low < high, got low={low}, high={high}")
+    data = rng.integers(low, high, size=shape, dtype=np.int64)
     return Tensor(data, dtype=int64 if dtype is None else dtype, device=device)
 
 
@@ -2074,7 +2218,8 @@ def rand_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: b
 def randperm(n: int, dtype: Any = None, device: Any = None, generator: Any = None) -> Tensor:
     """A random permutation of ``0..n-1`` (int64) from the CPU generator (see :func:`manual_seed`)."""
     rng = default_rng("cpu") if generator is None else generator
-    return Tensor(rng.permutation(int(n)).astype(np.int64), dtype=dtype, device=device)
+    n = _sizes("randperm", (n,))[0]
+    return Tensor(rng.permutation(n).astype(np.int64), dtype=dtype, device=device)
 
 
 from tinygrad_rnn import ops as _ops  # noqa: E402  (ops builds on Function and Tensor above)

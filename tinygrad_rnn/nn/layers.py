@@ -64,6 +64,9 @@ class Linear(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise OpError(f"Linear: expected input (..., {self.in_features}), got shape {tuple(x.shape)}")
+        if x.dtype != self.weight.dtype:  # as PyTorch: no silent promotion to the input's dtype
+            raise OpError(f"Linear: expected input of dtype {self.weight.dtype} (the layer's parameters), got "
+                          f"{x.dtype}; convert the input (.to(dtype)) or the layer (.to(dtype), .double())")
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

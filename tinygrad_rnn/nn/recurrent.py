@@ -118,6 +118,9 @@ class RNNCellBase(Module):
         if input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
             raise OpError(f"{name}: expected input of shape (batch, {self.input_size}) or ({self.input_size},), "
                           f"got {tuple(input.shape)}")
+        dtype = getattr(self, self._names[0]).dtype
+        if input.dtype != dtype:  # as PyTorch: no silent promotion to the input's dtype
+            raise OpError(f"{name}: expected input of dtype {dtype} (the cell's parameters), got {input.dtype}")
         batched = input.ndim == 2
         expected = (input.shape[0], self.hidden_size) if batched else (self.hidden_size,)
         given = (hx,) if len(state_names) == 1 else (hx if hx is not None else (None,) * len(state_names))
@@ -129,6 +132,8 @@ class RNNCellBase(Module):
                 s = zeros(expected, dtype=self.weight_hh.dtype, device=input.device)
             elif tuple(s.shape) != expected:
                 raise OpError(f"{name}: expected {what} of shape {expected}, got {tuple(s.shape)}")
+            elif s.dtype != dtype:
+                raise OpError(f"{name}: expected {what} of dtype {dtype} (the cell's parameters), got {s.dtype}")
             state.append(s if batched else s.unsqueeze(0))
         x = input if batched else input.unsqueeze(0)
         inputs, p = self.cell.prepare(x.unsqueeze(0), {n: getattr(self, n) for n in self._names})
@@ -273,6 +278,10 @@ class RNNBase(Module):
         if x.dtype.kind != "f":
             raise OpError(f"{name}: expected a floating-point input, got dtype {x.dtype} "
                           "(integer ids go through nn.Embedding first)")
+        dtype = getattr(self, self._names[0] + self._suffixes[0]).dtype
+        if x.dtype != dtype:  # as PyTorch: no silent promotion to the input's dtype
+            raise OpError(f"{name}: expected input of dtype {dtype} (the layer's parameters), got {x.dtype}; "
+                          "convert the input (.to(dtype)) or the layer (.to(dtype), .double())")
         if x.ndim == 2 and lengths is not None:
             raise OpError(f"{name}: lengths needs a batched input {layout}, got unbatched shape {tuple(x.shape)}")
         if x.shape[0 if x.ndim == 2 or not self.batch_first else 1] == 0:
@@ -309,6 +318,9 @@ class RNNBase(Module):
             if tuple(s.shape) != expected:
                 raise OpError(f"{name}: expected {what} of shape {expected} (num_layers*num_directions, "
                               f"{'batch, ' if batched else ''}hidden_size), got {tuple(s.shape)}")
+            if s.dtype != like.dtype:
+                raise OpError(f"{name}: expected {what} of dtype {like.dtype} (the input's and the layer's), "
+                              f"got {s.dtype}")
             per_state.append(list((s if batched else s.unsqueeze(1)).unbind(0)))
         return list(zip(*per_state, strict=True))
 
