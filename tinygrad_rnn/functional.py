@@ -222,8 +222,9 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)) \
             or num_classes < -1:
         raise OpError(f"one_hot: num_classes must be an int >= 0 (or -1: max + 1), got {num_classes!r}")
-    if num_classes == -1 and not data.size:
-        raise OpError("one_hot: num_classes=-1 needs a non-empty tensor (the count is its max + 1)")
+    if num_classes <= 0 and not data.size:
+        raise OpError(f"one_hot: num_classes={num_classes} with an empty tensor: cannot infer the number of "
+                      "classes (as PyTorch)")
     n = int(data.max()) + 1 if num_classes == -1 else int(num_classes)
     if data.size and (int(data.min()) < 0 or int(data.max()) >= n):
         raise OpError(f"one_hot: class values must lie in [0, {n})")

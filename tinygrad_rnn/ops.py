@@ -761,7 +761,8 @@ class Sum(Function):
     """Sum over ``axis`` (None: all; int or tuple). Backward: ``∂a = g`` broadcast over the summed axes."""
 
     def forward(self, a, axis, keepdims):
-        self.axes = _normalize_axes(axis, a.ndim) if a.ndim else ()  # a 0-d tensor's dim 0/-1: itself
+        axes = _normalize_axes(axis, a.ndim)
+        self.axes = axes if a.ndim else ()  # a 0-d tensor's dim 0 or -1: the tensor itself
         self.keepdims, self.input_shape = keepdims, a.shape
         return a.sum(axis=self.axes, keepdims=keepdims)
 
@@ -773,7 +774,8 @@ class Mean(Function):
     """Mean over ``axis``. Backward: ``∂a = g / N`` broadcast, N the number of averaged elements."""
 
     def forward(self, a, axis, keepdims):
-        self.axes = _normalize_axes(axis, a.ndim) if a.ndim else ()  # a 0-d tensor's dim 0/-1: itself
+        axes = _normalize_axes(axis, a.ndim)
+        self.axes = axes if a.ndim else ()  # a 0-d tensor's dim 0 or -1: the tensor itself
         self.keepdims, self.input_shape = keepdims, a.shape
         self.count = int(np.prod([a.shape[i] for i in self.axes])) if self.axes else 1
         return a.mean(axis=self.axes, keepdims=keepdims)
@@ -792,7 +794,8 @@ class Max(Function):
     def forward(self, a, axis, keepdims, mode):
         if a.size == 0:
             raise ValueError(f"{mode} of an empty tensor of shape {a.shape}")
-        self.axes = _normalize_axes(axis, a.ndim) if a.ndim else ()  # a 0-d tensor's dim 0/-1: itself
+        axes = _normalize_axes(axis, a.ndim)
+        self.axes = axes if a.ndim else ()  # a 0-d tensor's dim 0 or -1: the tensor itself
         self.keepdims, self.a = keepdims, a
         reduce = a.max if mode == "max" else a.min
         self.out = reduce(axis=self.axes, keepdims=True)
@@ -1354,8 +1357,7 @@ def transpose(a: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
     Raises:
         OpError: a dim out of range. OpTypeError: a dim that is not an int.
     """
-    i = _normalize_axes(dim0, a.ndim, "transpose")[0]
-    j = _normalize_axes(dim1, a.ndim, "transpose")[0]
+    i, j = _one_dim("transpose", dim0, a.ndim), _one_dim("transpose", dim1, a.ndim)
     if a.ndim < 2 or i == j:
         return a
     axes = list(range(a.ndim))
@@ -1400,8 +1402,8 @@ def unsqueeze(a: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
     """Insert an axis of size 1 at position ``dim`` (negative counts from the end of the result)."""
     dim = _dim("unsqueeze", dim, axis)
     if dim is None:
-        raise TypeError("unsqueeze: missing the dim to insert")
-    axis = _normalize_axes(dim, a.ndim + 1, "unsqueeze")[0]
+        raise OpTypeError("unsqueeze: missing the dim to insert")
+    axis = _one_dim("unsqueeze", dim, a.ndim + 1)
     shape = list(a.shape)
     shape.insert(axis, 1)
     return reshape(a, shape)
@@ -1411,8 +1413,7 @@ def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims ``start_dim..end_dim`` into one (``torch.flatten``); a 0-d tensor becomes (1,)."""
     if a.ndim == 0:
         return reshape(a, (1,))
-    start = _normalize_axes(start_dim, a.ndim, "flatten")[0]
-    end = _normalize_axes(end_dim, a.ndim, "flatten")[0]
+    start, end = _one_dim("flatten", start_dim, a.ndim), _one_dim("flatten", end_dim, a.ndim)
     if start > end:
         raise OpError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {a.shape}")
     shape = a.shape[:start] + (int(np.prod(a.shape[start:end + 1])),) + a.shape[end + 1:]
@@ -1536,7 +1537,7 @@ def concat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | Non
     for i, t in enumerate(tensors):
         if t.ndim == 0:
             raise OpError(f"cat: a 0-d tensor (at position {i}) cannot be concatenated; use stack")
-    axis = _normalize_axes(_dim("cat", dim, axis, 0), tensors[0].ndim, "cat")[0]
+    axis = _one_dim("cat", _dim("cat", dim, axis, 0), tensors[0].ndim)
     return Concat.apply(*tensors, axis=axis)
 
 
@@ -1551,7 +1552,7 @@ def stack(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None
         OpError: no tensors, a dim out of range, shapes that differ, tensors on several devices.
     """
     tensors = _gather_tensors("stack", tensors)
-    axis = _normalize_axes(_dim("stack", dim, axis, 0), tensors[0].ndim + 1, "stack")[0]
+    axis = _one_dim("stack", _dim("stack", dim, axis, 0), tensors[0].ndim + 1)
     return Stack.apply(*tensors, axis=axis)
 
 
@@ -1567,7 +1568,7 @@ def split(a: Tensor, split_size_or_sections: Any, dim: int | None = None, *, axi
     """
     if a.ndim == 0:
         raise OpError("split: a 0-d tensor cannot be split")
-    axis = _normalize_axes(_dim("split", dim, axis, 0), a.ndim, "split")[0]
+    axis = _one_dim("split", _dim("split", dim, axis, 0), a.ndim)
     n = a.shape[axis]
     if not isinstance(split_size_or_sections, (tuple, list)):
         size = _sizes("split", (split_size_or_sections,))[0]
@@ -1595,7 +1596,7 @@ def chunk(a: Tensor, chunks: int, dim: int | None = None, *, axis: int | None = 
     if a.ndim == 0:
         raise OpError("chunk: a 0-d tensor cannot be chunked")
     dim = _dim("chunk", dim, axis, 0)
-    n = a.shape[_normalize_axes(dim, a.ndim, "chunk")[0]]
+    n = a.shape[_one_dim("chunk", dim, a.ndim)]
     return split(a, builtins.max(1, -(-n // chunks)), dim)
 
 
@@ -1603,7 +1604,7 @@ def unbind(a: Tensor, dim: int | None = None, *, axis: int | None = None) -> tup
     """The slices along ``dim`` (default 0), that axis removed (see :class:`Unbind`)."""
     if a.ndim == 0:
         raise OpError("unbind: a 0-d tensor has no dim to unbind")
-    return Unbind.apply(a, axis=_normalize_axes(_dim("unbind", dim, axis, 0), a.ndim, "unbind")[0])
+    return Unbind.apply(a, axis=_one_dim("unbind", _dim("unbind", dim, axis, 0), a.ndim))
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -1634,7 +1635,7 @@ def log_softmax(a: Tensor, dim: int | None = None, *, axis: int | None = None, d
     if dtype is not None:
         a = cast(a, dtype)
     _need_floating("log_softmax/softmax", a)
-    return LogSoftmax.apply(a, axis=_normalize_axes(_dim("log_softmax", dim, axis, -1), a.ndim, "log_softmax")[0])
+    return LogSoftmax.apply(a, axis=_one_dim("log_softmax", _dim("log_softmax", dim, axis, -1), a.ndim))
 
 
 def softmax(a: Tensor, dim: int | None = None, *, axis: int | None = None, dtype: Any = None) -> Tensor:

@@ -705,8 +705,6 @@ def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
                               "a tensor holds bool, integer or floating-point values")
         try:
             array = np.array(data)  # NumPy's own dtype first, so that strings are never parsed as numbers
-            if dtype is not None and (array.dtype.kind in _NUMERIC_KINDS or array.dtype == object):
-                array = np.array(data, dtype=dtype)
         except OverflowError:
             raise OpError(f"tensor: a Python int outside int64's range [-2**63, 2**63) in {_short(data)}") from None
         except ValueError as exc:
@@ -716,6 +714,13 @@ def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
             raise OpError(f"tensor: cannot convert {_short(data)} to dtype {dtype}: {exc}") from None
         except TypeError as exc:
             raise OpTypeError(f"tensor: cannot convert {_short(data)}: {exc}") from None
+        if array.dtype == object or array.dtype.kind == "f":  # None, big ints (mixed with floats or not)
+            _check_leaves(data, dtype, array.dtype == object)
+        if dtype is not None and array.dtype.kind in _NUMERIC_KINDS + "O":
+            try:
+                array = np.array(data, dtype=dtype)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise OpError(f"tensor: cannot convert {_short(data)} to dtype {dtype}: {exc}") from None
         if array.dtype == object:
             big = any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in _flat_items(data))
             what = ("a Python int outside int64's range [-2**63, 2**63)" if big
@@ -731,6 +736,19 @@ def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
     if device is not None:
         array = to_device(array, device)
     return array
+
+
+def _check_leaves(data: Any, dtype: Any, mixed: bool) -> None:
+    """Refuse what NumPy would turn into NaN or a float silently: None, Python ints outside int64 unless a
+    floating ``dtype`` asks for floats, and (``mixed``: NumPy made an object array) anything but numbers."""
+    for v in _flat_items(data):
+        if mixed and not isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating, type(None))):
+            raise OpTypeError(f"tensor: cannot make a tensor from {type(v).__name__} {_short(v)} "
+                              f"(in {_short(data)}); a tensor holds bool, integer or floating-point values")
+        if v is None:
+            raise OpTypeError(f"tensor: None is not a number (in {_short(data)})")
+        if type(v) is int and not -2**63 <= v < 2**63 and not (dtype is not None and dtype.kind == "f"):
+            raise OpError(f"tensor: a Python int outside int64's range [-2**63, 2**63) in {_short(data)}")
 
 
 def _short(data: Any) -> str:
