@@ -78,6 +78,7 @@ from tinygrad_rnn.tensor import (
     IntTensor,
     LongTensor,
     OpError,
+    OpTypeError,
     Size,
     Tensor,
     arange,

@@ -434,7 +434,10 @@ def div(a: Any, b: Any) -> Tensor:
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the operator's name
     """``a ** b`` (see :class:`PowScalar` for a number exponent, :class:`Pow` otherwise)."""
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        return PowScalar.apply(a, exponent=b)
+        try:
+            return PowScalar.apply(a, exponent=b)
+        except OverflowError:  # an int exponent beyond int64, or negative for an unsigned tensor
+            raise OpError(f"pow: the exponent {b} does not fit the tensor's dtype {a.dtype}") from None
     a, b = _pair(a, b, "pow")
     return Pow.apply(a, b)
 
@@ -743,6 +746,11 @@ def cast(a: Tensor, dtype: Any) -> Tensor:
 # --------------------------------------------------------------------------------------------------
 
 
+def _all_if_empty(dim: Any) -> Any:
+    """PyTorch reads ``dim=()`` (or ``[]``) as every dim; NumPy's ``axis=()`` would reduce none."""
+    return None if isinstance(dim, (tuple, list)) and not dim else dim
+
+
 def _need_floating(name: str, a: Tensor) -> None:
     if a.array.dtype.kind != "f":
         raise OpError(f"{name}: needs a floating-point tensor, got dtype {a.dtype} (as PyTorch; convert with "
@@ -818,7 +826,7 @@ def sum(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None,  #
     Bool and integer tensors sum to int64, as in PyTorch (NumPy would give uint64 for unsigned ones)."""
     if a.array.dtype.kind in "bu" or (a.array.dtype.kind == "i" and a.array.dtype.itemsize < 8):
         a = Tensor._wrap(a.array.astype(np.int64))
-    return Sum.apply(a, axis=_dim("sum", dim, axis), keepdims=_keep("sum", keepdim, keepdims))
+    return Sum.apply(a, axis=_all_if_empty(_dim("sum", dim, axis)), keepdims=_keep("sum", keepdim, keepdims))
 
 
 def mean(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
@@ -828,7 +836,7 @@ def mean(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, k
         OpError: a bool or integer tensor (as PyTorch: convert with ``.float()`` first).
     """
     _need_floating("mean", a)
-    return Mean.apply(a, axis=_dim("mean", dim, axis), keepdims=_keep("mean", keepdim, keepdims))
+    return Mean.apply(a, axis=_all_if_empty(_dim("mean", dim, axis)), keepdims=_keep("mean", keepdim, keepdims))
 
 
 def var(a: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: Any = None, *, correction: Any = None,
@@ -865,10 +873,13 @@ return_types = _ReturnTypes
 
 def _extremum(name: str, a: Tensor, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Any:
     """``max``/``min`` in PyTorch's three meanings (see :func:`max`)."""
-    if isinstance(dim, Tensor) or (dim is not None and not isinstance(dim, (int, np.integer))):
+    if isinstance(dim, Tensor):
+        return (maximum if name == "max" else minimum)(a, dim)
+    if dim is not None and (isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer))):
         if isinstance(dim, (tuple, list)):
             raise OpError(f"{name}: dim must be one int (got {dim!r}); use a{name}(dim=...) for several dims")
-        return (maximum if name == "max" else minimum)(a, dim)
+        raise OpTypeError(f"{name}: expected an int dim or another Tensor, got {dim!r} ({type(dim).__name__}); "
+                          f"use {'maximum' if name == 'max' else 'minimum'}(a, value) for a number")
     dim, keep = _dim(name, dim, axis), _keep(name, keepdim, keepdims)
     if dim is None:
         if keep:
@@ -918,12 +929,12 @@ def min(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None,  #
 def amax(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
     """Maximum over ``dim`` (None: all; an int or a tuple) as a tensor; ties share the gradient evenly
     (``torch.amax``, see :class:`Max`)."""
-    return Max.apply(a, axis=_dim("amax", dim, axis), keepdims=_keep("amax", keepdim, keepdims), mode="max")
+    return Max.apply(a, axis=_all_if_empty(_dim("amax", dim, axis)), keepdims=_keep("amax", keepdim, keepdims), mode="max")
 
 
 def amin(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
     """Minimum over ``dim`` as a tensor; ties share the gradient evenly (``torch.amin``, see :class:`Max`)."""
-    return Max.apply(a, axis=_dim("amin", dim, axis), keepdims=_keep("amin", keepdim, keepdims), mode="min")
+    return Max.apply(a, axis=_all_if_empty(_dim("amin", dim, axis)), keepdims=_keep("amin", keepdim, keepdims), mode="min")
 
 
 def _arg_extremum(name: str, a: Tensor, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
@@ -1307,7 +1318,8 @@ class LogSoftmax(Function):
         xp = get_array_module(a)
         self.axis = axis
         top = xp.expand_dims(a.argmax(axis=axis), axis)  # one maximum per slice
-        shifted = a - xp.take_along_axis(a, top, axis=axis)
+        peak = xp.take_along_axis(a, top, axis=axis)
+        shifted = a - peak
         e = xp.exp(shifted)
         _put_along_axis(e, top, 0, axis)  # the picked maximum's exp(0) = 1 stays out of r
         rest = e.sum(axis=axis, keepdims=True)
@@ -1315,6 +1327,9 @@ class LogSoftmax(Function):
         scale = 1 / (1 + rest)
         e *= scale
         _put_along_axis(e, top, scale, axis)
+        infinite = xp.isinf(peak)  # (one value per slice: cheap)
+        if infinite.any():  # a slice whose maximum is ±inf is NaN throughout, as PyTorch's (inf - inf)
+            shifted, e = xp.where(infinite, xp.nan, shifted), xp.where(infinite, xp.nan, e)
         self.softmax = e
         return shifted
 
@@ -1411,9 +1426,9 @@ def unsqueeze(a: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
 
 def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims ``start_dim..end_dim`` into one (``torch.flatten``); a 0-d tensor becomes (1,)."""
+    start, end = _one_dim("flatten", start_dim, a.ndim), _one_dim("flatten", end_dim, a.ndim)
     if a.ndim == 0:
         return reshape(a, (1,))
-    start, end = _one_dim("flatten", start_dim, a.ndim), _one_dim("flatten", end_dim, a.ndim)
     if start > end:
         raise OpError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {a.shape}")
     shape = a.shape[:start] + (int(np.prod(a.shape[start:end + 1])),) + a.shape[end + 1:]
