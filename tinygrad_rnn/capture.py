@@ -660,7 +660,7 @@ def _generic_backward(rec: _Recorder, fn: Function, in_slots: list, out_slots: l
 
 
 def _needs(fn: Function) -> tuple[bool, ...]:
-    return tuple(p.requires_grad for p in fn.parents)
+    return fn.needs_input_grad
 
 
 def _f_binary(name: str) -> Callable:

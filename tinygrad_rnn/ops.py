@@ -172,7 +172,7 @@ class Mul(Function):
         return a * b
 
     def backward(self, g):
-        a_needs, b_needs = self.parents[0].requires_grad, self.parents[1].requires_grad
+        a_needs, b_needs = self.needs_input_grad
         return (g * self.b if a_needs else None), (g * self.a if b_needs else None)
 
 
@@ -184,7 +184,7 @@ class Div(Function):
         return a / b
 
     def backward(self, g):
-        a_needs, b_needs = self.parents[0].requires_grad, self.parents[1].requires_grad
+        a_needs, b_needs = self.needs_input_grad
         ga = g / self.b if a_needs else None
         gb = -g * self.a / (self.b * self.b) if b_needs else None
         return ga, gb
@@ -207,9 +207,9 @@ class Pow(Function):
         a, b = self.a, self.b
         ga = gb = None
         with np.errstate(divide="ignore", invalid="ignore"):
-            if self.parents[0].requires_grad:
+            if self.needs_input_grad[0]:
                 ga = g * xp.where(b == 0, 0, b * a ** (b - 1))
-            if self.parents[1].requires_grad:
+            if self.needs_input_grad[1]:
                 gb = g * xp.where((a == 0) & (b >= 0), 0, self.out * xp.log(a))
         return ga, gb
 
@@ -281,8 +281,8 @@ class MatMul(Function):
     def backward(self, g):
         a, b = self.a, self.b
         if a.ndim == 2 and b.ndim == 2:  # the common case: (n, k) @ (k, m)
-            ga = g @ b.T if self.parents[0].requires_grad else None
-            gb = a.T @ g if self.parents[1].requires_grad else None
+            ga = g @ b.T if self.needs_input_grad[0] else None
+            gb = a.T @ g if self.needs_input_grad[1] else None
             return ga, gb
         xp = get_array_module(g)
         if a.ndim == 1 and b.ndim == 1:
@@ -299,11 +299,11 @@ class MatMul(Function):
         if b.ndim == 1:
             g2 = xp.expand_dims(g2, -1)
         ga = gb = None
-        if self.parents[0].requires_grad:
+        if self.needs_input_grad[0]:
             ga = g2 @ xp.swapaxes(b2, -1, -2)
             if a.ndim == 1:
                 ga = ga[..., 0, :]
-        if self.parents[1].requires_grad:
+        if self.needs_input_grad[1]:
             gb = xp.swapaxes(a2, -1, -2) @ g2
             if b.ndim == 1:
                 gb = gb[..., 0]
@@ -367,9 +367,9 @@ class AddMM(Function):
         return out
 
     def backward(self, g):
-        gc = g if self.parents[0].requires_grad else None
-        ga = g @ self.b.T if self.parents[1].requires_grad else None
-        gb = self.a.T @ g if self.parents[2].requires_grad else None
+        gc = g if self.needs_input_grad[0] else None
+        ga = g @ self.b.T if self.needs_input_grad[1] else None
+        gb = self.a.T @ g if self.needs_input_grad[2] else None
         return gc, ga, gb
 
 
@@ -885,8 +885,8 @@ class Maximum(Function):
         wins = (a > b) if self.mode == "max" else (a < b)
         tie = (a == b).astype(g.dtype) * g.dtype.type(0.5)
         share_a = wins.astype(g.dtype) + tie
-        ga = g * share_a if self.parents[0].requires_grad else None
-        gb = g * (1 - share_a) if self.parents[1].requires_grad else None
+        ga = g * share_a if self.needs_input_grad[0] else None
+        gb = g * (1 - share_a) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -1162,8 +1162,8 @@ class Where(Function):
     def backward(self, g):
         xp = get_array_module(g)
         zero = xp.zeros((), dtype=g.dtype)
-        ga = xp.where(self.condition, g, zero) if self.parents[0].requires_grad else None
-        gb = xp.where(self.condition, zero, g) if self.parents[1].requires_grad else None
+        ga = xp.where(self.condition, g, zero) if self.needs_input_grad[0] else None
+        gb = xp.where(self.condition, zero, g) if self.needs_input_grad[1] else None
         return ga, gb
 
 

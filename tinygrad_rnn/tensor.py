@@ -215,9 +215,20 @@ class Function:
       an input needs none). A returned gradient may have a broadcast shape: the engine sums it back.
 
     ``apply`` runs ``forward`` and, when recording, keeps the Function as the output's ``_ctx``.
+
+    The backward contract, checked by the engine (``RuntimeError`` naming the op otherwise):
+
+    * before ``backward`` runs, ``self.needs_input_grad`` is a tuple of bools, one per input (PyTorch's
+      ``ctx.needs_input_grad``): an op computes the gradients asked for and returns ``None`` for the others;
+      an op never reads the graph (``parents``);
+    * ``backward`` returns exactly one gradient (a backend array, or ``None``) per input; a single input's
+      may be returned bare, several as a tuple;
+    * each gradient has its input's shape or a shape that input broadcasts to (the engine sums it back with
+      :func:`sum_to`); the engine casts it to the input's dtype.
     """
 
     parents: tuple["Tensor | Function | _Edge", ...] | None
+    needs_input_grad: tuple[bool, ...]  # one per input, set when the op is recorded (before any backward)
     n_outputs: int = 1
     # As an entry of a consumer's ``parents``, a single-output Function stands for its output (see _Edge):
     shape: tuple[int, ...]  # the output's shape and dtype, set when the op is recorded
@@ -284,8 +295,13 @@ class Function:
         if len(inputs) == 2:
             a, b = inputs
             fn.parents = (a if a._ctx is None else _edge(a), b if b._ctx is None else _edge(b))
+            fn.needs_input_grad = (a.requires_grad, b.requires_grad)
+        elif len(inputs) == 1:
+            fn.parents = (inputs[0] if inputs[0]._ctx is None else _edge(inputs[0]),)
+            fn.needs_input_grad = _NEEDS_ONE  # recorded: the one input requires grad
         else:
             fn.parents = tuple([t if t._ctx is None else _edge(t) for t in inputs])
+            fn.needs_input_grad = tuple([t.requires_grad for t in inputs])
         fn.seq = next(_creation_counter)
         if type(out) is tuple:
             fn.n_outputs = len(out)
@@ -305,6 +321,7 @@ class Function:
 
 
 _creation_counter = itertools.count()
+_NEEDS_ONE = (True,)
 # While tinygrad_rnn.capture records a call, its recorder: Function.apply and the backward pass hand their
 # work to it (it runs them eagerly and writes down what they did); reads of tensor values are reported.
 _recorder: Any = None
@@ -1647,6 +1664,29 @@ _RELEASED = (
 )
 
 
+_ndarray = np.ndarray
+
+
+def _is_gradient_array(g: Any) -> bool:
+    """A backend array or a NumPy scalar (what reductions return): anything else is no gradient."""
+    return isinstance(g, np.generic) or (hasattr(g, "__cuda_array_interface__") and hasattr(g, "shape"))
+
+
+def _contract_error(fn: Function, what: str) -> RuntimeError:
+    return RuntimeError(f"{fn.name}: backward {what}")
+
+
+def _sum_back(fn: Function, i: int, g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum the gradient ``g`` of input ``i`` back to the input's ``shape`` after checking that ``shape``
+    broadcasts to ``g.shape`` (else the op's backward broke the contract: RuntimeError naming it)."""
+    gshape = g.shape
+    lead = len(gshape) - len(shape)
+    if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, gshape[lead:])):
+        raise _contract_error(fn, f"returned a gradient of shape {tuple(gshape)} for input {i} of shape "
+                                  f"{tuple(shape)}, expected that shape or one it broadcasts to")
+    return sum_to(g, shape)
+
+
 def _topological_order(root: Function) -> list[Function]:
     """Functions reachable from ``root``, each after every Function that consumes its outputs.
 
@@ -1740,13 +1780,22 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                 in_grads = fn.backward(out_grad)
             else:
                 in_grads = fn.backward(*out_grad)
+            parents = fn.parents
             if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            for parent, g in zip(fn.parents, in_grads):
-                if g is None or not parent.requires_grad:
+                in_grads = tuple(in_grads) if type(in_grads) is list else (in_grads,)
+            if len(in_grads) != len(parents):
+                raise _contract_error(fn, f"returned {len(in_grads)} gradient(s), expected {len(parents)} "
+                                          f"(one per input, None where an input needs none)")
+            for i, (parent, g) in enumerate(zip(parents, in_grads)):
+                if g is None:
+                    continue
+                if type(g) is not _ndarray and not _is_gradient_array(g):
+                    raise _contract_error(fn, f"returned a {type(g).__name__} as the gradient of input {i}, "
+                                              f"expected a backend array (or None)")
+                if not parent.requires_grad:
                     continue
                 if g.shape != parent.shape:
-                    g = sum_to(g, parent.shape)
+                    g = _sum_back(fn, i, g, parent.shape)
                 if g.dtype is not parent.dtype and g.dtype != parent.dtype:
                     g = g.astype(parent.dtype)
                 if anomaly and not _all_finite(g):
