@@ -72,7 +72,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import ops as _ops
-from tinygrad_rnn.backend import get_array_module
+from tinygrad_rnn.backend import get_array_module, scatter_add
 from tinygrad_rnn.tensor import Function, Tensor, _Edge
 
 _tm = sys.modules["tinygrad_rnn.tensor"]  # the module (the package's name `tensor` is the creation function)
@@ -224,7 +224,7 @@ def _embedding_fwd(weight: Any, indices: Any, out: Any) -> None:
 
 def _embedding_bwd(g: Any, indices: Any, out: Any) -> None:
     out.fill(0)
-    _ops._scatter_add(out, indices.reshape(-1), g.reshape(-1, out.shape[1]))
+    scatter_add(out, indices.reshape(-1), g.reshape(-1, out.shape[1]))
 
 
 def _generic_fwd(cls: type, attrs: dict, holder: _Box | None, n_in: int, options: dict, *arrays: Any) -> None:

@@ -11,9 +11,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from tinygrad_rnn.backend import get_array_module, to_numpy
+from tinygrad_rnn.backend import to_numpy
 from tinygrad_rnn.numerics import central_differences
-from tinygrad_rnn.tensor import Tensor, no_grad
+from tinygrad_rnn.tensor import Tensor, no_grad, tensor
 
 __all__ = ["GradcheckError", "numerical_gradient", "gradcheck"]
 
@@ -70,8 +70,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Tensor], eps: float = 1e-
         t.grad = None
     total = None
     for o, v in zip(outs, upstream):
-        xp = get_array_module(o.array)
-        term = (o * Tensor._wrap(xp.asarray(v, dtype=o.dtype))).sum()
+        term = (o * tensor(v, dtype=o.dtype, device=o.device)).sum()
         total = term if total is None else total + term
     total.backward()
     numeric = numerical_gradient(fn, checked, upstream, eps)

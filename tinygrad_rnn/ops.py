@@ -20,8 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from tinygrad_rnn import numerics
-from tinygrad_rnn.backend import get_array_module, to_device, to_numpy
 from tinygrad_rnn import tensor as _tape
+from tinygrad_rnn.backend import get_array_module, scatter_add, to_device, to_numpy
 from tinygrad_rnn.tensor import Function, OpError, Tensor
 
 # --------------------------------------------------------------------------------------------------
@@ -126,17 +126,6 @@ def _one_dim(name: str, dim: Any, ndim: int) -> int:
     if not -n <= dim < n:
         raise OpError(f"{name}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
     return int(dim) % n
-
-
-def _scatter_add(target: Any, index: Any, values: Any) -> None:
-    """``target[index] += values`` where repeated indices add up (``np.add.at`` / ``cupyx.scatter_add``)."""
-    xp = get_array_module(target)
-    if xp is np:
-        np.add.at(target, index, values)
-    else:  # pragma: no cover - needs a GPU
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -929,7 +918,7 @@ class Gather(Function):
         if not self.where:
             return g
         grad = get_array_module(g).zeros(self.input_shape, dtype=g.dtype)
-        _scatter_add(grad, self.where, g)
+        scatter_add(grad, self.where, g)
         return grad
 
 
@@ -1060,7 +1049,7 @@ class GetItem(Function):
         xp = get_array_module(g)
         grad = xp.zeros(self.input_shape, dtype=g.dtype)
         if self.advanced:
-            _scatter_add(grad, self.index, g)
+            scatter_add(grad, self.index, g)
         else:
             grad[self.index] = g
         return grad
@@ -1188,7 +1177,7 @@ class Embedding(Function):
     def backward(self, g):
         xp = get_array_module(g)
         grad = xp.zeros(self.input_shape, dtype=g.dtype)
-        _scatter_add(grad, self.indices.reshape(-1), g.reshape(-1, self.input_shape[1]))
+        scatter_add(grad, self.indices.reshape(-1), g.reshape(-1, self.input_shape[1]))
         return grad
 
 

@@ -48,6 +48,7 @@ from tinygrad_rnn.backend import (
     get_array_module,
     is_torch_tensor,
     normalize_device,
+    random_generator,
     to_device,
     to_numpy,
 )
@@ -1872,14 +1873,10 @@ def default_rng(device: str = "cpu") -> Any:
         with _generators.lock:
             rng = _generators.by_device.get(device)
             if rng is None:
-                if device == "cpu":
-                    rng = np.random.default_rng(_generators.seed)
-                else:
-                    import cupy  # only reached when normalize_device found a usable GPU
-
-                    seed = _generators.seed if _generators.cuda_seed is None else _generators.cuda_seed
-                    with cupy.cuda.Device(int(device.split(":")[1])):
-                        rng = cupy.random.default_rng(seed)
+                seed = _generators.seed
+                if device != "cpu" and _generators.cuda_seed is not None:
+                    seed = _generators.cuda_seed
+                rng = random_generator(device, seed)
                 _generators.by_device[device] = rng
     return rng
 

@@ -19,7 +19,7 @@ import numpy as np
 from tinygrad_rnn import functional as _base
 from tinygrad_rnn import ops
 from tinygrad_rnn.backend import get_array_module
-from tinygrad_rnn.tensor import OpError, Tensor
+from tinygrad_rnn.tensor import OpError, Tensor, as_tensor
 
 # re-export every public name of tinygrad_rnn.functional (the losses below replace two of them)
 for _name in dir(_base):
@@ -88,8 +88,8 @@ def _target_tensor(name: str, target: Any, like: Tensor, same_dtype: bool = Fals
     if tuple(array.shape) != tuple(like.shape):
         raise OpError(f"{name}: target shape {tuple(array.shape)} must equal input shape {tuple(like.shape)}")
     if array.dtype.kind != "f":
-        return Tensor._wrap(array.astype(like.dtype))
-    return target if isinstance(target, Tensor) else Tensor._wrap(array)
+        return as_tensor(array.astype(like.dtype))
+    return target if isinstance(target, Tensor) else as_tensor(array)
 
 
 def _weight_array(name: str, weight: Any, n_classes: int, like: Tensor) -> Any:
@@ -273,7 +273,7 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, size_av
     log_1mx = ops.log(ops.clip(1 - input, tiny, None))
     loss = -(y * log_x + (1 - y) * log_1mx)
     if weight is not None:
-        loss = loss * Tensor._wrap(xp.asarray(weight.array if isinstance(weight, Tensor) else weight, dtype=input.dtype))
+        loss = loss * as_tensor(xp.asarray(weight.array if isinstance(weight, Tensor) else weight, dtype=input.dtype))
     return _reduce(loss, reduction)
 
 
@@ -294,7 +294,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     xp = get_array_module(input.array)
 
     def const(v: Any) -> Tensor:
-        return Tensor._wrap(xp.asarray(v.array if isinstance(v, Tensor) else v, dtype=input.dtype))
+        return as_tensor(xp.asarray(v.array if isinstance(v, Tensor) else v, dtype=input.dtype))
 
     log_p, log_q = _log_sigmoid_pair(input)
     pos = y if pos_weight is None else y * const(pos_weight)
