@@ -43,6 +43,8 @@ import numpy as np
 
 from tinygrad_rnn import Tensor, article, nn, stack
 
+__all__ = ["main", "run_checks", "format_table", "make_problem", "tape_gradients", "new_layer", "Model", "State"]
+
 RNN_LAYER_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 TAPE_RTOL = 1e-10
 TAPE_ATOL_FACTOR = 1e-13  # times the largest gradient entry of the model

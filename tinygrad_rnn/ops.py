@@ -5,6 +5,13 @@ as the output); the backward returns ``∂L/∂input`` for each input. Gradients
 summed back to the input's shape by the engine (:func:`tinygrad_rnn.tensor.sum_to`), so the formulas below
 are written for equal shapes.
 
+Where an op's public entry points live (one rule for every op): its ``Function`` subclass here, and one
+module-level function here (``tanh``, ``sum``, ``split``, ...) that validates arguments and calls
+``apply``. ``Tensor`` methods call that function; ``tinygrad_rnn``, ``tinygrad_rnn.functional`` and
+``nn.functional`` re-export it under the same name (PyTorch's aliases such as ``cat``/``concat`` are the
+same object); composites of several ops live in :mod:`tinygrad_rnn.functional`. A new op therefore
+touches this module (class + function + ``__all__``), plus one line per namespace that exports it.
+
 Every public function here takes Tensors (or, for binary ops, Python scalars and NumPy/CuPy arrays on
 either side) and returns Tensors. Binary ops promote dtypes by NumPy 2's rules (NEP 50): a Python scalar
 takes the tensor's dtype, float32 with float64 gives float64.
@@ -12,7 +19,6 @@ takes the tensor's dtype, float32 with float64 gives float64.
 
 from __future__ import annotations
 
-import builtins
 import collections
 import itertools
 from typing import Any, Sequence
@@ -23,6 +29,25 @@ from tinygrad_rnn import numerics
 from tinygrad_rnn import tensor as _tape
 from tinygrad_rnn.backend import get_array_module, scatter_add, to_device, to_numpy
 from tinygrad_rnn.tensor import Function, OpError, Tensor
+
+__all__ = [
+    # arithmetic
+    "Add", "Sub", "Mul", "Div", "Pow", "PowScalar", "Neg", "MatMul", "AddMM",
+    "add", "sub", "mul", "div", "pow", "neg", "matmul", "addmm", "compare", "equal", "isclose", "allclose",
+    # elementwise
+    "Exp", "Log", "Sqrt", "Tanh", "Sigmoid", "ReLU", "Abs", "Clip", "Cast", "ToDevice",
+    "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clip", "cast",
+    # reductions
+    "Sum", "Mean", "Max", "Maximum", "sum", "mean", "var", "std", "return_types", "max", "min", "amax", "amin",
+    "argmax", "argmin", "maximum", "minimum", "Gather", "gather", "topk", "sort", "multinomial",
+    # shapes and indexing
+    "Reshape", "Permute", "Expand", "GetItem", "Concat", "Stack", "Split", "Unbind", "Where", "Embedding",
+    "Repeat", "Clone", "Pad", "reshape", "permute", "transpose", "expand", "squeeze", "unsqueeze", "flatten",
+    "repeat", "clone", "pad", "getitem", "concat", "cat", "concatenate", "stack", "split", "chunk", "unbind",
+    "where", "embedding",
+    # losses, dropout, masks
+    "LogSoftmax", "log_softmax", "softmax", "NLLLoss", "Dropout", "LengthMask",
+]
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
@@ -82,9 +107,9 @@ def _normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
+        if not -ndim <= a < (ndim or 1):
             raise OpError(f"axis {a} is out of range for a tensor with {ndim} dimension(s)")
-        out.append(int(a) % builtins.max(ndim, 1))
+        out.append(int(a) % (ndim or 1))
     return tuple(out)
 
 
@@ -122,7 +147,7 @@ def _one_dim(name: str, dim: Any, ndim: int) -> int:
     """
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         raise OpError(f"{name}: dim must be an int, got {dim!r}")
-    n = builtins.max(ndim, 1)
+    n = ndim or 1
     if not -n <= dim < n:
         raise OpError(f"{name}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
     return int(dim) % n
@@ -306,9 +331,9 @@ class MatMul(Function):
         a, b = self.a, self.b
         k = a.shape[-1]
         ga = gb = None
-        if self.parents[0].requires_grad:  # b 1-D: ga[..., n, k] = g[..., n] b[k]
+        if self.needs_input_grad[0]:  # b 1-D: ga[..., n, k] = g[..., n] b[k]
             ga = (g.reshape(-1, b.shape[1]) @ b.T).reshape(a.shape) if b.ndim == 2 else g[..., None] * b
-        if self.parents[1].requires_grad:
+        if self.needs_input_grad[1]:
             flat_a = a.reshape(-1, k)
             gb = flat_a.T @ (g.reshape(-1, b.shape[1]) if b.ndim == 2 else g.reshape(-1))
         return ga, gb
@@ -317,11 +342,11 @@ class MatMul(Function):
         a, b = self.a, self.b
         n, k = a.shape
         ga = gb = None
-        if self.parents[0].requires_grad:  # Σ over the batch of g_i @ b_iᵀ as one (n, B·m) @ (B·m, k) product
+        if self.needs_input_grad[0]:  # Σ over the batch of g_i @ b_iᵀ as one (n, B·m) @ (B·m, k) product
             g_cols = xp.moveaxis(g, -2, 0).reshape(n, -1)
             b_cols = xp.moveaxis(xp.broadcast_to(b, g.shape[:-2] + b.shape[-2:]), -2, 0).reshape(k, -1)
             ga = g_cols @ b_cols.T
-        if self.parents[1].requires_grad:
+        if self.needs_input_grad[1]:
             gb = a.T @ g
         return ga, gb
 
@@ -744,7 +769,7 @@ def var(a: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: Any =
     axes = _normalize_axes(dim, a.ndim)
     n = int(np.prod([a.shape[i] for i in axes])) if axes else 1
     centred = a - mean(a, axes, keepdim=True)
-    return sum(centred * centred, axes, keepdim=keep) / builtins.max(n - correction, 0)
+    return sum(centred * centred, axes, keepdim=keep) / (n - correction if n > correction else 0)
 
 
 def std(a: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: Any = None, *, correction: Any = None,
@@ -1236,7 +1261,7 @@ def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
 
 def permute(a: Tensor, axes: Sequence[int]) -> Tensor:
     """Reorder axes (see :class:`Permute`)."""
-    axes = tuple(int(x) % builtins.max(a.ndim, 1) for x in axes)
+    axes = tuple(int(x) % (a.ndim or 1) for x in axes)
     return Permute.apply(a, axes=axes)
 
 
@@ -1425,8 +1450,9 @@ def split(a: Tensor, split_size_or_sections: Any, dim: int | None = None, *, axi
         sizes = [size] * (n // size) + ([n % size] if n % size else [])
     else:
         sizes = [int(s) for s in split_size_or_sections]
-        if builtins.sum(sizes) != n:
-            raise OpError(f"split: sizes {sizes} sum to {builtins.sum(sizes)}, but axis {axis} of {a.shape} has {n}")
+        total = int(np.sum(np.asarray(sizes, dtype=np.int64)))
+        if total != n:
+            raise OpError(f"split: sizes {sizes} sum to {total}, but axis {axis} of {a.shape} has {n}")
     bounds = list(itertools.accumulate(sizes[:-1]))
     return Split.apply(a, bounds=bounds, axis=axis)
 
@@ -1438,7 +1464,7 @@ def chunk(a: Tensor, chunks: int, dim: int | None = None, *, axis: int | None = 
         raise OpError(f"chunk: chunks must be positive, got {chunks}")
     dim = _dim("chunk", dim, axis, 0)
     n = a.shape[_normalize_axes(dim, a.ndim)[0]]
-    return split(a, builtins.max(1, -(-n // chunks)), dim)
+    return split(a, -(-n // chunks) or 1, dim)
 
 
 def unbind(a: Tensor, dim: int | None = None, *, axis: int | None = None) -> tuple[Tensor, ...]:

@@ -45,7 +45,7 @@ from tinygrad_rnn.nn.cells import RecurrentCell, State
 from tinygrad_rnn.nn.layers import uniform_parameter
 from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.nn.utils.rnn import PackedSequence
-from tinygrad_rnn.tensor import OpError, Tensor, full, zeros
+from tinygrad_rnn.tensor import OpError, Tensor, as_tensor, full, zeros
 
 __all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell",
            "RNNBase", "RNN", "LSTM", "GRU", "PeepholeLSTM", "pad_sequences"]
@@ -326,7 +326,7 @@ class RNNBase(Module):
         if values.min() < 1 or values.max() > steps:
             raise OpError(f"{name}: every length must lie in 1..T = 1..{steps}, got {values.tolist()}")
         # an op (not NumPy code here), so that a captured step recomputes the mask from new lengths
-        return ops.LengthMask.apply(Tensor._wrap(values), steps=steps, device=like.device).array
+        return ops.LengthMask.apply(as_tensor(values), steps=steps, device=like.device).array
 
     # ---------------------------------------------------------------- the time loop
     def _run_direction(self, x: Tensor, suffix: str, state: State, reverse: bool, mask: Any) -> tuple[Tensor, State]:
