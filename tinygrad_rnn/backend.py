@@ -60,7 +60,10 @@ class device(str):  # noqa: N801 - PyTorch's name
         DeviceError: a malformed device.
     """
 
-    def __new__(cls, type_or_name: Any, index: int | None = None) -> "device":
+    _type: str
+    _index: int | None
+
+    def __new__(cls, type_or_name: Any, index: int | None = None) -> device:
         if isinstance(type_or_name, int) and not isinstance(type_or_name, bool):
             type_or_name, index = "cuda", type_or_name
         if not isinstance(type_or_name, str):
@@ -88,7 +91,7 @@ class device(str):  # noqa: N801 - PyTorch's name
         return self._type
 
     @property
-    def index(self) -> int | None:
+    def index(self) -> int | None:  # type: ignore[override]  # torch.device.index, not str.index
         """The GPU index, or None (always None for the CPU)."""
         return self._index
 
@@ -113,7 +116,8 @@ def cuda_unavailable_reason() -> str | None:
     if _cupy is None:
         return (
             f"CuPy could not be imported ({type(_CUPY_IMPORT_ERROR).__name__}: {_CUPY_IMPORT_ERROR}); "
-            "install CuPy (`pip install cupy-cuda12x`, or `pip install -e \".[cuda]\"` in a clone) on a machine with an NVIDIA GPU"
+            "install CuPy (`pip install cupy-cuda12x`, or `pip install -e \".[cuda]\"` in a clone) on a machine "
+            "with an NVIDIA GPU"
         )
     try:
         n = _cupy.cuda.runtime.getDeviceCount()

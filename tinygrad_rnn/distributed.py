@@ -340,7 +340,7 @@ def broadcast_parameters(params: Any, root: int = 0, bucket_cap_mb: float = 25.0
     else:
         tensors = list(params)
     arrays = [_array(t) for t in tensors]
-    for t, a in zip(tensors, arrays):
+    for t, a in zip(tensors, arrays, strict=False):
         if not hasattr(a, "dtype") or not hasattr(a, "shape"):
             raise TypeError(f"broadcast_parameters: expected Tensors or arrays, got {type(t).__name__}")
     if comm.Get_size() == 1 or not arrays:
@@ -416,7 +416,7 @@ def allreduce_gradients(parameters: Iterable[Tensor], average: bool = True, weig
     if average and not total_weight > 0:
         raise ValueError("allreduce_gradients: the weights of all ranks sum to 0")
     scale = (1.0 if weight is None else float(weight)) / total_weight if average else 1.0
-    present = [p for p, n in zip(params, header[1:]) if n > 0]
+    present = [p for p, n in zip(params, header[1:], strict=False) if n > 0]
     for p in present:
         if p.grad is None:  # no gradient here, but on another rank: it counts as zero here
             xp = get_array_module(p.array)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import collections
 import itertools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -279,7 +280,8 @@ class MatMul(Function):
                 out = a @ b
         except ValueError:  # say why in our words (checked only when the backend refused)
             if a.ndim == 0 or b.ndim == 0:
-                raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}")
+                raise ValueError(
+                    f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}") from None
             k_a = a.shape[-1]
             k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
             if k_a != k_b:
@@ -376,7 +378,8 @@ class AddMM(Function):
                 if out.shape != (a.shape[0], b.shape[1]):
                     raise ValueError
         except ValueError:
-            raise ValueError(f"c of shape {c.shape} does not broadcast to (n, m) = {(a.shape[0], b.shape[1])}") from None
+            raise ValueError(
+                f"c of shape {c.shape} does not broadcast to (n, m) = {(a.shape[0], b.shape[1])}") from None
         self.a, self.b = a, b
         return out
 
@@ -493,7 +496,8 @@ def allclose(a: Tensor, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_
     try:
         return bool(isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan).array.all())
     except ValueError as exc:
-        raise OpError(f"allclose: shapes {tuple(a.shape)} and {tuple(getattr(b, 'shape', ()))} do not broadcast ({exc})") from None
+        raise OpError(f"allclose: shapes {tuple(a.shape)} and {tuple(getattr(b, 'shape', ()))} do not broadcast "
+                      f"({exc})") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1106,7 +1110,7 @@ class Stack(Function):
 
     def backward(self, g):
         before = (slice(None),) * self.axis
-        return tuple(g[(*before, i)] for i in range(g.shape[self.axis]))  # views, no copies
+        return tuple(g[before + (i,)] for i in range(g.shape[self.axis]))  # views, no copies
 
 
 class Split(Function):
@@ -1118,14 +1122,14 @@ class Split(Function):
     def forward(self, a, bounds, axis):
         self.axis, self.input_shape, self.input_dtype = axis, a.shape, a.dtype
         edges = [0, *bounds, a.shape[axis]]
-        self.sizes = tuple(stop - start for start, stop in zip(edges, edges[1:]))
+        self.sizes = tuple(stop - start for start, stop in zip(edges, edges[1:], strict=False))
         before = (slice(None),) * axis
-        return tuple(a[(*before, slice(start, stop))] for start, stop in zip(edges, edges[1:]))
+        return tuple(a[before + (slice(start, stop),)] for start, stop in zip(edges, edges[1:], strict=False))
 
     def backward(self, *grads):
         xp = get_array_module(next(g for g in grads if g is not None))
         full = []
-        for g, size in zip(grads, self.sizes):
+        for g, size in zip(grads, self.sizes, strict=False):
             if g is None:
                 shape = list(self.input_shape)
                 shape[self.axis] = size
@@ -1144,7 +1148,7 @@ class Unbind(Function):
     def forward(self, a, axis):
         self.axis, self.input_shape, self.input_dtype = axis, a.shape, a.dtype
         before = (slice(None),) * axis
-        return tuple(a[(*before, i)] for i in range(a.shape[axis]))  # views of a, no copies
+        return tuple(a[before + (i,)] for i in range(a.shape[axis]))  # views of a, no copies
 
     def backward(self, *grads):
         some = next(g for g in grads if g is not None)
@@ -1215,7 +1219,8 @@ def _put_along_axis(target: Any, index: Any, values: Any, axis: int) -> None:
     else:  # pragma: no cover - an older CuPy
         shape = [1] * target.ndim
         shape[axis] = target.shape[axis]
-        xp.copyto(target, xp.asarray(values, dtype=target.dtype), where=xp.arange(target.shape[axis]).reshape(shape) == index)
+        xp.copyto(target, xp.asarray(values, dtype=target.dtype),
+                  where=xp.arange(target.shape[axis]).reshape(shape) == index)
 
 
 class LogSoftmax(Function):
@@ -1325,7 +1330,7 @@ class Repeat(Function):
         return get_array_module(a).tile(a.reshape(shape), repeats)
 
     def backward(self, g):
-        split = [n for pair in zip(self.repeats, self.padded_shape) for n in pair]
+        split = [n for pair in zip(self.repeats, self.padded_shape, strict=False) for n in pair]
         return g.reshape(split).sum(axis=tuple(range(0, len(split), 2))).reshape(self.input_shape)
 
 
@@ -1362,7 +1367,7 @@ class Pad(Function):
     """Constant padding: ``pad`` is ``((before, after), ...)`` per axis. Backward: the middle of ``g``."""
 
     def forward(self, a, pad, value):
-        self.middle = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad, a.shape))
+        self.middle = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad, a.shape, strict=False))
         return get_array_module(a).pad(a, pad, mode="constant", constant_values=value)
 
     def backward(self, g):

@@ -19,19 +19,29 @@ import numpy as np
 from tinygrad_rnn import functional as _base
 from tinygrad_rnn import ops
 from tinygrad_rnn.backend import get_array_module
+
+# tinygrad_rnn.functional's names, re-exported as they are (the losses below replace six of them, adding
+# PyTorch's legacy keywords, label smoothing and probability targets)
+from tinygrad_rnn.functional import (
+    check_dropout_probability,
+    dropout,
+    embedding,
+    linear,
+    log_softmax,
+    one_hot,
+    pad,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
 from tinygrad_rnn.tensor import OpError, Tensor, as_tensor
 
-# re-export every public name of tinygrad_rnn.functional (the losses below replace two of them)
-for _name in dir(_base):
-    if not _name.startswith("_") and _name not in ("annotations", "Any", "np", "ops", "get_array_module",
-                                                    "OpError", "Tensor", "default_rng"):
-        globals()[_name] = getattr(_base, _name)
-del _name
-
-__all__ = sorted(set(getattr(_base, "__all__", [])) | {
-    "cross_entropy", "nll_loss", "l1_loss", "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "logsigmoid", "flatten",
-})
+__all__ = [
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "check_dropout_probability", "cross_entropy",
+    "dropout", "embedding", "flatten", "l1_loss", "linear", "log_softmax", "logsigmoid", "mse_loss", "nll_loss",
+    "one_hot", "pad", "relu", "sigmoid", "softmax", "tanh",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -289,7 +289,7 @@ class RNNBase(Module):
             if isinstance(hx, (tuple, list)) and hx and isinstance(hx[0], Tensor):
                 raise OpError(f"{name}: expected hx to be one tensor of shape "
                               f"(num_layers*num_directions, batch, hidden_size), got a {type(hx).__name__}")
-            given = (hx,)
+            given: tuple[Any, ...] = (hx,)
         elif hx is None:
             given = (None,) * len(state_names)
         elif not isinstance(hx, (tuple, list)) or len(hx) != len(state_names):
@@ -366,7 +366,7 @@ class RNNBase(Module):
                 message names the layer, the expected and the received shape.
         """
         packed = input if isinstance(input, PackedSequence) else None
-        rows = None
+        rows: Any = None
         if packed is not None:
             if lengths is not None:
                 raise OpError(f"{type(self).__name__}: a PackedSequence carries its lengths; got lengths= too")
@@ -489,7 +489,7 @@ def pad_sequences(sequences: Sequence[Any], batch_first: bool = False, padding_v
     """
     if not sequences:
         raise ValueError("pad_sequences: needs at least one sequence")
-    tensors = []
+    tensors: list[Tensor] = []
     for i, s in enumerate(sequences):
         t = s if isinstance(s, Tensor) else Tensor(s)
         if device is not None:
