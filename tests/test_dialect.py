@@ -404,12 +404,13 @@ def _compare(case, name):
     ours_x = tg.tensor(X, requires_grad=True)
     ref_x = torch.tensor(X, requires_grad=True)
     ours, ref = _run(case, tg, ours_x), _run(case, torch, ref_x)
-    for o, r in zip(ours, ref):
+    for o, r in zip(ours, ref, strict=False):
         assert tuple(o.shape) == tuple(r.shape), name
         np.testing.assert_allclose(o.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
-    floats = [(o, r) for o, r in zip(ours, ref) if r.dtype.is_floating_point and r.requires_grad]
+    floats = [(o, r) for o, r in zip(ours, ref, strict=False) if r.dtype.is_floating_point and r.requires_grad]
     if floats:
         weights = [np.linspace(0.5, 1.5, r.numel()).reshape(tuple(r.shape)) for _, r in floats]
-        sum(((o * w).sum() for (o, _), w in zip(floats, weights)), tg.tensor(0.0, dtype=tg.float64)).backward()
-        sum((r * torch.from_numpy(w)).sum() for (_, r), w in zip(floats, weights)).backward()
+        sum(((o * w).sum() for (o, _), w in zip(floats, weights, strict=False)),
+            tg.tensor(0.0, dtype=tg.float64)).backward()
+        sum((r * torch.from_numpy(w)).sum() for (_, r), w in zip(floats, weights, strict=False)).backward()
         np.testing.assert_allclose(ours_x.grad.numpy(), ref_x.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)

@@ -1351,66 +1351,66 @@ class Tensor:
 
 
     # ---------------------------------------------------------------- PyTorch's method spellings of ops
-    def add(self, other: Any, alpha: Any = None) -> "Tensor":
+    def add(self, other: Any, alpha: Any = None) -> Tensor:
         """``self + alpha * other``."""
         return _ops.add(self, other if alpha is None or alpha == 1 else other * alpha)
 
-    def sub(self, other: Any, alpha: Any = None) -> "Tensor":
+    def sub(self, other: Any, alpha: Any = None) -> Tensor:
         """``self - alpha * other``."""
         return _ops.sub(self, other if alpha is None or alpha == 1 else other * alpha)
 
-    def mul(self, other: Any) -> "Tensor":
+    def mul(self, other: Any) -> Tensor:
         return _ops.mul(self, other)
 
-    def div(self, other: Any) -> "Tensor":
+    def div(self, other: Any) -> Tensor:
         return _ops.div(self, other)
 
-    def pow(self, exponent: Any) -> "Tensor":
+    def pow(self, exponent: Any) -> Tensor:
         return _ops.pow(self, exponent)
 
-    def neg(self) -> "Tensor":
+    def neg(self) -> Tensor:
         return _ops.neg(self)
 
-    def matmul(self, other: Any) -> "Tensor":
+    def matmul(self, other: Any) -> Tensor:
         return _ops.matmul(self, other)
 
     mm = bmm = matmul
 
-    def dot(self, other: "Tensor") -> "Tensor":
+    def dot(self, other: Tensor) -> Tensor:
         """The inner product of two 1-D tensors."""
         if self.ndim != 1 or other.ndim != 1:
             raise OpError(f"dot: expected two 1-D tensors, got shapes {self.shape} and {other.shape}")
         return _ops.matmul(self, other)
 
-    def square(self) -> "Tensor":
+    def square(self) -> Tensor:
         return _ops.mul(self, self)
 
-    def reciprocal(self) -> "Tensor":
+    def reciprocal(self) -> Tensor:
         return _ops.div(1.0, self)
 
-    def rsqrt(self) -> "Tensor":
+    def rsqrt(self) -> Tensor:
         return _ops.div(1.0, _ops.sqrt(self))
 
-    def sign(self) -> "Tensor":
+    def sign(self) -> Tensor:
         """-1, 0 or 1 elementwise (no gradient, as its derivative is 0 almost everywhere)."""
         return Tensor._wrap(get_array_module(self._array).sign(self._array))
 
-    def where(self, condition: Any, other: Any) -> "Tensor":
+    def where(self, condition: Any, other: Any) -> Tensor:
         """``self`` where ``condition`` holds, ``other`` elsewhere (``torch.Tensor.where``)."""
         return _ops.where(condition, self, other)
 
-    def all(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+    def all(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         """Whether every element (along ``dim``) is non-zero, as a bool tensor."""
         return Tensor._wrap(self._array.astype(bool).all(axis=dim, keepdims=keepdim))
 
-    def any(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+    def any(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         """Whether some element (along ``dim``) is non-zero, as a bool tensor."""
         return Tensor._wrap(self._array.astype(bool).any(axis=dim, keepdims=keepdim))
 
-    def argsort(self, dim: int = -1, descending: bool = False) -> "Tensor":
+    def argsort(self, dim: builtins.int = -1, descending: builtins.bool = False) -> Tensor:
         return _ops.sort(self, dim, descending).indices
 
-    def narrow(self, dim: int, start: int, length: int) -> "Tensor":
+    def narrow(self, dim: builtins.int, start: builtins.int, length: builtins.int) -> Tensor:
         """Elements ``start .. start+length-1`` along ``dim`` (a view sharing memory, as ``torch.narrow``)."""
         d = _ops._one_dim("narrow", dim, self.ndim)
         if start < 0:
@@ -1419,30 +1419,30 @@ class Tensor:
             raise OpError(f"narrow: start {start} and length {length} do not fit dim {dim} of size {self.shape[d]}")
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
-    def index_select(self, dim: int, index: Any) -> "Tensor":
+    def index_select(self, dim: builtins.int, index: Any) -> Tensor:
         """The entries at the integer ``index`` (1-D) along ``dim`` (repeated indices add up in backward)."""
         d = _ops._one_dim("index_select", dim, self.ndim)
         return self[(slice(None),) * d + (index,)]
 
-    def masked_select(self, mask: Any) -> "Tensor":
+    def masked_select(self, mask: Any) -> Tensor:
         """The elements where the boolean ``mask`` holds, as a 1-D tensor."""
         m = mask._array if isinstance(mask, Tensor) else mask
         return self[get_array_module(self._array).broadcast_to(m, self.shape)]
 
-    def flip(self, *dims: Any) -> "Tensor":
+    def flip(self, *dims: Any) -> Tensor:
         """Reverse the order along ``dims`` (a view)."""
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         axes = set(_ops._normalize_axes(dims, self.ndim))
         return self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
 
-    def logsumexp(self, dim: Any, keepdim: bool = False) -> "Tensor":
+    def logsumexp(self, dim: Any, keepdim: builtins.bool = False) -> Tensor:
         """``log Σ exp`` along ``dim``, stable (the maximum taken out first; constant for the gradient)."""
         top = _ops.amax(self, dim, keepdim=True).detach()
         out = _ops.log(_ops.sum(_ops.exp(self - top), dim, keepdim=True)) + top
         return out if keepdim else _ops.squeeze(out, dim)
 
-    def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> "Tensor":
+    def norm(self, p: Any = 2, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         """The ``p``-norm (2 by default; 1 also) over ``dim`` (all elements when None)."""
         if p == 2 or p == "fro":
             return _ops.sqrt(_ops.sum(self * self, dim, keepdim=keepdim))
