@@ -152,7 +152,8 @@ __all__ = [
     "get_default_dtype", "inference_mode", "initial_seed", "int8", "int16", "int32", "int64", "is_grad_enabled",
     "is_tensor", "linspace", "manual_seed", "no_grad", "numel", "ones", "ones_like", "rand", "rand_like", "randint",
     "randn", "randn_like", "randperm", "set_default_dtype", "set_grad_enabled", "tensor", "uint8", "zeros",
-    "zeros_like", "float", "double", "half", "long", "int", "bool", "clamp", "t",
+    "zeros_like", "float", "double", "half", "long", "int", "bool", "clamp", "t", "onnx", "get_default_device",
+    "set_default_device", "Generator",
 ]
 
 __version__ = "0.1.0"

@@ -157,7 +157,8 @@ def get_default_device() -> device:
 def normalize_device(device: str | None) -> str:
     """Return the canonical form of a device string.
 
-    ``None`` gives the default device (:func:`set_default_device`; ``"cpu"`` unless set), ``"cpu"`` gives ``"cpu"``; ``"cuda"`` gives ``"cuda:0"``; ``"cuda:N"`` is checked.
+    ``None`` gives the default device (:func:`set_default_device`; ``"cpu"`` unless set), ``"cpu"`` gives
+    ``"cpu"``; ``"cuda"`` gives ``"cuda:0"``; ``"cuda:N"`` is checked.
 
     Raises:
         DeviceError: for an unknown string, a bad index, or a CUDA device that cannot be used

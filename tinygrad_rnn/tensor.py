@@ -1914,14 +1914,9 @@ class Generator:
         self._rng = self._make(None)
 
     def _make(self, seed: int | None) -> Any:
-        if self.device == "cpu":
-            return np.random.default_rng(seed)
-        import cupy  # only reached for a usable GPU (normalize_device checked)
+        return random_generator(self.device, seed)
 
-        with cupy.cuda.Device(int(self.device.split(":")[1])):
-            return cupy.random.default_rng(seed)
-
-    def manual_seed(self, seed: int) -> "Generator":
+    def manual_seed(self, seed: int) -> Generator:
         """Reseed; returns the generator."""
         self._seed = int(seed)
         self._rng = self._make(self._seed)
@@ -1929,7 +1924,8 @@ class Generator:
 
     def seed(self) -> int:
         """Reseed from fresh OS entropy; returns the new seed."""
-        self._seed = int(np.random.SeedSequence().entropy % 2**63)
+        entropy: Any = np.random.SeedSequence().entropy
+        self._seed = int(entropy % 2**63)
         self._rng = self._make(self._seed)
         return self._seed
 
@@ -1941,7 +1937,7 @@ class Generator:
         """The generator's state (NumPy's bit-generator state dict)."""
         return self._rng.bit_generator.state
 
-    def set_state(self, state: Any) -> "Generator":
+    def set_state(self, state: Any) -> Generator:
         """Restore a state from :meth:`get_state`; returns the generator."""
         self._rng.bit_generator.state = state
         return self
