@@ -154,6 +154,10 @@ __all__ = [
     "randn", "randn_like", "randperm", "set_default_dtype", "set_grad_enabled", "tensor", "uint8", "zeros",
     "zeros_like", "float", "double", "half", "long", "int", "bool", "clamp", "t", "onnx", "get_default_device",
     "set_default_device", "Generator",
+    # from more_ops (below)
+    "autograd", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "bmm", "flip", "isfinite", "isinf",
+    "isnan", "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "mm", "nan_to_num", "narrow",
+    "nonzero", "norm",
 ]
 
 __version__ = "0.1.0"
