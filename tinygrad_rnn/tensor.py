@@ -1687,6 +1687,11 @@ def _is_gradient_array(g: Any) -> bool:
     return isinstance(g, np.generic) or (hasattr(g, "__cuda_array_interface__") and hasattr(g, "shape"))
 
 
+def _position(grads: tuple[Any, ...], g: Any) -> int:
+    """Which input ``g`` is the gradient of (for messages: the hot loop keeps no index)."""
+    return next(i for i, x in enumerate(grads) if x is g)
+
+
 def _contract_error(fn: Function, what: str) -> RuntimeError:
     return RuntimeError(f"{fn.name}: backward {what}")
 
@@ -1801,16 +1806,16 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
             if len(in_grads) != len(parents):
                 raise _contract_error(fn, f"returned {len(in_grads)} gradient(s), expected {len(parents)} "
                                           f"(one per input, None where an input needs none)")
-            for i, (parent, g) in enumerate(zip(parents, in_grads, strict=False)):
+            for parent, g in zip(parents, in_grads, strict=False):  # (equal lengths: checked above)
                 if g is None:
                     continue
                 if type(g) is not _ndarray and not _is_gradient_array(g):
-                    raise _contract_error(fn, f"returned a {type(g).__name__} as the gradient of input {i}, "
-                                              f"expected a backend array (or None)")
+                    raise _contract_error(fn, f"returned a {type(g).__name__} as the gradient of input "
+                                              f"{_position(in_grads, g)}, expected a backend array (or None)")
                 if not parent.requires_grad:
                     continue
                 if g.shape != parent.shape:
-                    g = _sum_back(fn, i, g, parent.shape)
+                    g = _sum_back(fn, _position(in_grads, g), g, parent.shape)
                 if g.dtype is not parent.dtype and g.dtype != parent.dtype:
                     g = g.astype(parent.dtype)
                 if anomaly and not _all_finite(g):
