@@ -51,7 +51,7 @@ import rnn_bench
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
-from tinygrad_rnn.backend import cuda_unavailable_reason, to_numpy
+from tinygrad_rnn.backend import cuda_module, cuda_unavailable_reason, to_numpy
 
 
 def parse_args() -> argparse.Namespace:
@@ -193,7 +193,7 @@ def main() -> int:
     if reason is not None:
         print(f"gpu_bench: no usable GPU: {reason}")
         return 2
-    import cupy
+    cupy = cuda_module()
 
     try:
         import torch

@@ -363,7 +363,8 @@ def verify(cells: list[str], sizes: dict[str, tuple[int, int, int, int]], use_to
             if case.torch_layer is not None:
                 case.torch_step()
                 tl = case.torch_layer
-                theirs = {"W_ih": tl.weight_ih_l0, "W_hh": tl.weight_hh_l0, "b_ih": tl.bias_ih_l0, "b_hh": tl.bias_hh_l0}
+                theirs = {"W_ih": tl.weight_ih_l0, "W_hh": tl.weight_hh_l0,
+                          "b_ih": tl.bias_ih_l0, "b_hh": tl.bias_hh_l0}
                 worst[f"{size} f32 tape vs torch"] = max(_rel_err(tape[k], theirs[k].grad.numpy()) for k in hand)
             for key, value in worst.items():
                 if "f32" in key:
@@ -448,7 +449,8 @@ def _char_vocab() -> int:
 
 class MainJob:
     """``Embedding(V, 32) -> cell(32, 128) -> Linear(128, V)``, cross-entropy over a (64, 32) chunk of character ids,
-    backward, ``clip_grad_norm_(1.0)`` and an Adam step (lr 3e-3): eager, captured, and PyTorch with the same weights."""
+    backward, ``clip_grad_norm_(1.0)`` and an Adam step (lr 3e-3): eager, captured, and PyTorch with the same
+    weights."""
 
     def __init__(self, cell: str, use_torch: bool = True):
         c = MAIN_JOB
@@ -470,7 +472,7 @@ class MainJob:
             kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
             tmods = [torch.nn.Embedding(V, c["E"]), kind(c["E"], c["H"]), torch.nn.Linear(c["H"], V)]
             with torch.no_grad():
-                for ours, theirs in zip(self.models["eager"][0], tmods):
+                for ours, theirs in zip(self.models["eager"][0], tmods, strict=False):
                     for name, value in theirs.named_parameters():
                         value.copy_(torch.from_numpy(getattr(ours, name).numpy()))
             tparams = [p for m in tmods for p in m.parameters()]
@@ -529,10 +531,11 @@ def main_job(cells: list[str], warmup: int, repeats: int, use_torch: bool) -> li
             losses["fast"].append(job.fast_step().item())
             if job.torch is not None:
                 losses["torch"].append(job.torch_step().item())
-        assert losses["eager"] == losses["captured"], f"{cell}: captured {losses['captured']} != eager {losses['eager']}"
+        assert losses["eager"] == losses["captured"], (
+            f"{cell}: captured {losses['captured']} != eager {losses['eager']}")
         for other in ("fast", "torch"):
             if losses[other]:
-                err = max(abs(a - b) / abs(b) for a, b in zip(losses["eager"], losses[other]))
+                err = max(abs(a - b) / abs(b) for a, b in zip(losses["eager"], losses[other], strict=False))
                 assert err < 1e-4, f"{cell}: main job loss of {other} differs from eager's by {err:.1e}"
         fns = {"eager": job.eager_step, "captured": job.captured_step, "fast": job.fast_step}
         if job.torch is not None:

@@ -299,7 +299,7 @@ def error_rates(words: list[str], predictions: list[tuple[str, ...]], prons: dic
     """Phoneme error rate (edit distances / reference phonemes, each word against its closest reference)
     and word error rate (words that match none of their references), both in %."""
     errors = length = wrong = 0
-    for word, guess in zip(words, predictions):
+    for word, guess in zip(words, predictions, strict=False):
         dist, ref = min((edit_distance(guess, r), r) for r in prons[word])
         errors += dist
         length += len(ref)
@@ -331,7 +331,7 @@ class LetterBaseline:
             n, m = len(word), len(pron)
             for i, ch in enumerate(word):
                 near = [math.exp(-8 * abs((i + 0.5) / n - (j + 0.5) / m)) for j in range(m)]
-                for p, w in zip(pron, near):
+                for p, w in zip(pron, near, strict=False):
                     counts[ch][p] += w / sum(near)
                 counts[ch][self.SILENT] += 0.2
         for _ in range(iterations):
@@ -507,7 +507,7 @@ def plot_attention(path: str, words: list[str], predictions: list, attention: li
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(words), figsize=(3.2 * len(words), 3.6), squeeze=False)
-    for ax, word, pron, alpha in zip(axes[0], words, predictions, attention):
+    for ax, word, pron, alpha in zip(axes[0], words, predictions, attention, strict=False):
         ax.imshow(alpha, cmap="Greys", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(word)), list(word))
         ax.set_yticks(range(len(pron) + 1), list(pron) + ["</s>"])
@@ -532,7 +532,7 @@ def plot_training(path: str, runs: dict) -> None:
         smooth = np.convolve(losses, np.ones(k) / k, mode="valid") if len(losses) >= k else losses
         ax1.plot(np.arange(len(smooth)) + k, smooth, color=f"C{n}", label=label)
         if curve:
-            steps, per, wer = zip(*curve)
+            steps, per, wer = zip(*curve, strict=False)
             ax2.plot(steps, per, "o-", color=f"C{n}", label=f"{label} PER")
             ax2.plot(steps, wer, "s--", color=f"C{n}", label=f"{label} WER")
     ax1.set_xlabel("step")
@@ -602,7 +602,7 @@ def pronounce(args) -> int:
     if bad:
         usage_error(PROG, f"--pronounce takes words of letters a-z and apostrophes, got {', '.join(map(repr, bad))}")
     prons, _ = predict(model, words, vocab, args.device)
-    for word, pron in zip(words, prons):
+    for word, pron in zip(words, prons, strict=False):
         print(f"{word}\t{' '.join(pron)}")
     return 0
 
@@ -700,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     main_label = "attention" if args.attention else "no attention"
     predictions, attention_maps = test_out[main_label]
     print("\nexamples (test words):")
-    for word, pron in list(zip(test_words, predictions))[:8]:
+    for word, pron in list(zip(test_words, predictions, strict=False))[:8]:
         refs = " | ".join(" ".join(r) for r in prons[word])
         print(f"  {word:<14s}{' '.join(pron):<28s}{'ok' if pron in prons[word] else 'reference: ' + refs}")
 

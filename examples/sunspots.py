@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(args.out, "forecast.csv"), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["year", "truth", args.cell, "persistence", "cycle11", f"ar{args.ar_order}"])
-        for row in zip(years[split:], truth, net, persistence, cycle, ar):
+        for row in zip(years[split:], truth, net, persistence, cycle, ar, strict=False):
             w.writerow([row[0]] + [f"{v:.2f}" for v in row[1:]])
     if not args.no_plot:
         plot(os.path.join(args.out, "sunspots.png"), years, spots, split, net, persistence, ar, args, scores)

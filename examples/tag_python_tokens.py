@@ -102,7 +102,7 @@ def tag_source(source: str) -> list[tuple[str, list[int]]]:
             paint(fstrings.pop(), tok.end, STRING)
         elif tok.type in TOKEN_TAGS:
             paint(tok.start, tok.end, TOKEN_TAGS[tok.type])
-    return list(zip(lines, tags))
+    return list(zip(lines, tags, strict=False))
 
 
 def load_files(packages: list[str]) -> list[tuple[str, list[tuple[str, list[int]]]]]:
@@ -183,7 +183,7 @@ def predict(model: Tagger, examples: list, batch_size: int, device: str) -> list
         for batch in batches(examples, batch_size, None):
             ids, _, lengths = padded(batch, device)
             tags = model(ids, lengths).numpy().argmax(-1)
-            for ex, row, n in zip(batch, tags, lengths):
+            for ex, row, n in zip(batch, tags, lengths, strict=False):
                 preds[id(ex)] = row[:n]
     return [preds[id(ex)] for ex in examples]
 
@@ -263,7 +263,7 @@ def show(ex, preds: dict[str, np.ndarray]) -> str:
     rows = [f"  {'code':<7s}{line[skip:]}", f"  {'truth':<7s}{''.join(TAGS[t] for t in truth[skip:])}"]
     for label, pred in preds.items():
         rows.append(f"  {label[:5]:<7s}{''.join(TAGS[t] for t in pred[skip:])}")
-        marks = "".join("^" if p != t else " " for p, t in zip(pred[skip:], truth[skip:])).rstrip()
+        marks = "".join("^" if p != t else " " for p, t in zip(pred[skip:], truth[skip:], strict=False)).rstrip()
         if marks:
             rows.append(f"  {'':<7s}{marks}")
     return "\n".join(rows)
@@ -308,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
 
     files = load_files(args.packages)
     held_out = [(i + 1) % args.test_every == 0 for i in range(len(files))]
-    test_files = [f for f, out in zip(files, held_out) if out]
-    train_files = [f for f, out in zip(files, held_out) if not out]
+    test_files = [f for f, out in zip(files, held_out, strict=False) if out]
+    train_files = [f for f, out in zip(files, held_out, strict=False) if not out]
     vocab = sorted({ch for _, lines in train_files for line, _ in lines for ch in line})
     index = {ch: i + 2 for i, ch in enumerate(vocab)}  # 0: padding, 1: unknown
     train_ex = encode([ln for _, lines in train_files for ln in lines], index, args.max_len)
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     picks = list(pick_rng.permutation(wins)[: args.show // 2]) if wins else []
     rest = [i for i in rich if i not in picks]
     picks += list(pick_rng.permutation(rest)[: max(args.show - len(picks), 0)])
-    lines = [f"tags: {'  '.join(f'{t} {n}' for t, n in zip(TAGS, TAG_NAMES))}; ^ marks a mistake"]
+    lines = [f"tags: {'  '.join(f'{t} {n}' for t, n in zip(TAGS, TAG_NAMES, strict=False))}; ^ marks a mistake"]
     for i in picks:
         lines.append(show(test_ex[i], {label: p[i] for label, p in preds.items()}) + "\n")
     text = "\n".join(lines)

@@ -13,7 +13,8 @@ naming the machine, its load and the date); ``--check`` reruns them and exits 1 
 drifted from what the current code prints. The check ignores what legitimately varies between runs and
 machines: wall-clock times, the sampled text of the language model, and rounding-level numbers (below
 1e-6, e.g. the article check's 1e-16 errors); other numbers must agree to 2 % (10 % for g2p's error rates:
-BLAS builds on other CPUs sum in other orders, which moves a trained model's last digits). ``--only NAME`` limits the run.
+BLAS builds on other CPUs sum in other orders, which moves a trained model's last digits). ``--only NAME`` limits
+the run.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def numbers_agree(a: str, b: str, rtol: float = 0.02) -> bool:
     """Two masked lines agree: same words, numbers within ``rtol`` (rounding-level numbers ignored)."""
     if NUMBER.sub("#", a) != NUMBER.sub("#", b):
         return False
-    for x, y in zip(NUMBER.findall(a), NUMBER.findall(b)):
+    for x, y in zip(NUMBER.findall(a), NUMBER.findall(b), strict=False):
         fx, fy = float(x.replace(",", "")), float(y.replace(",", ""))
         if max(abs(fx), abs(fy)) < 1e-6:
             continue
@@ -114,7 +115,7 @@ def drift(quoted: str, fresh: str, name: str) -> list[str]:
     problems = []
     if len(old) != len(new):
         problems.append(f"{len(old)} lines quoted, {len(new)} printed now")
-    for i, (a, b) in enumerate(zip(old, new)):
+    for i, (a, b) in enumerate(zip(old, new, strict=False)):
         if not numbers_agree(a, b, TOLERANCE.get(name, 0.02)):
             problems.append(f"line {i + 1}:\n  quoted:  {a}\n  printed: {b}")
     return problems
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in documents():
         text = path.read_text(encoding="utf-8")
 
-        def replace(match: re.Match) -> str:
+        def replace(match: re.Match, path: pathlib.Path = path) -> str:
             nonlocal failures
             name = match["name"]
             if name not in COMMANDS:

@@ -10,6 +10,7 @@ side is ``tinygrad_rnn.article_check``'s, so the example and the tests check the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np

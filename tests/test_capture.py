@@ -55,7 +55,7 @@ def _grads(model):
 
 def _assert_same(a, b, what):
     assert len(a) == len(b)
-    for i, (u, v) in enumerate(zip(a, b)):
+    for i, (u, v) in enumerate(zip(a, b, strict=False)):
         assert (u is None) == (v is None), f"{what} {i}: one is None"
         if u is not None:
             assert u.dtype == v.dtype and u.shape == v.shape, f"{what} {i}: {u.dtype}{u.shape} vs {v.dtype}{v.shape}"
@@ -407,7 +407,6 @@ def test_fast_sigmoid_is_opt_in_and_within_its_documented_bound(dtype, bound):
         g_fast = w.grad.numpy()
         w.grad = None
         y_default = default(x).numpy()
-        g_default = w.grad.numpy()
     assert np.array_equal(y_default, f(x).numpy())  # the default stays bitwise
     assert float(np.max(np.abs(y_fast - exact))) <= bound
     exact_grad = x_np.astype(np.longdouble) * exact * (1 - exact)

@@ -48,7 +48,7 @@ def assert_batches_equal(ours, theirs):
             assert_batches_equal(a[k], b[k])
     elif isinstance(a, (list, tuple)):
         assert type(a) is type(b) and len(a) == len(b), (type(a), type(b))
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=False):
             assert_batches_equal(x, y)
     else:
         assert a == b
@@ -74,7 +74,7 @@ def test_batches_equal_torchs(batch_size, drop_last):
     ours = list(DataLoader(Records(10), batch_size=batch_size, drop_last=drop_last))
     theirs = list(torch.utils.data.DataLoader(Records(10), batch_size=batch_size, drop_last=drop_last))
     assert len(ours) == len(theirs) == len(DataLoader(Records(10), batch_size=batch_size, drop_last=drop_last))
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=False):
         assert_batches_equal(a, b)
 
 
@@ -84,7 +84,7 @@ def test_tensor_dataset_batches_equal_torchs():
     ours = list(DataLoader(TensorDataset(tg.tensor(x), tg.tensor(y)), batch_size=4))
     theirs = list(torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y)),
                                               batch_size=4))
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=False):
         assert_batches_equal(a, b)
     unbatched = list(DataLoader(TensorDataset(tg.tensor(x)), batch_size=None))
     assert len(unbatched) == 10 and unbatched[3][0].shape == (3,)

@@ -78,7 +78,7 @@ def test_elementwise_comparisons_match_numpy():
     np.testing.assert_array_equal((tg.tensor([1, 2, 3]) == [1, 0, 3]).numpy(), [True, False, True])
     np.testing.assert_array_equal((2 == tg.tensor([1, 2])).numpy(), [False, True])
     with pytest.raises(tg.OpError):
-        tg.tensor([1.0, 2.0]) == tg.tensor([1.0, 2.0, 3.0])
+        _ = tg.tensor([1.0, 2.0]) == tg.tensor([1.0, 2.0, 3.0])
 
 
 def test_tensors_stay_hashable_by_identity():
@@ -144,14 +144,15 @@ def test_dim_keywords_and_torch_functions_match_pytorch(name):
     ref_x = torch.tensor(X, requires_grad=True)
     ours, ref = _run(case, tg, ours_x), _run(case, torch, ref_x)
     assert len(ours) == len(ref)
-    for o, r in zip(ours, ref):
+    for o, r in zip(ours, ref, strict=False):
         assert tuple(o.shape) == tuple(r.shape), name
         np.testing.assert_allclose(o.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
-    floats = [(o, r) for o, r in zip(ours, ref) if r.dtype.is_floating_point]
+    floats = [(o, r) for o, r in zip(ours, ref, strict=False) if r.dtype.is_floating_point]
     if floats:
         weights = [np.linspace(0.5, 1.5, r.numel()).reshape(tuple(r.shape)) for _, r in floats]
-        sum(((o * w).sum() for (o, _), w in zip(floats, weights)), tg.tensor(0.0, dtype=tg.float64)).backward()
-        sum((r * torch.from_numpy(w)).sum() for (_, r), w in zip(floats, weights)).backward()
+        sum(((o * w).sum() for (o, _), w in zip(floats, weights, strict=False)),
+            tg.tensor(0.0, dtype=tg.float64)).backward()
+        sum((r * torch.from_numpy(w)).sum() for (_, r), w in zip(floats, weights, strict=False)).backward()
         np.testing.assert_allclose(ours_x.grad.numpy(), ref_x.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
 
 
@@ -355,7 +356,8 @@ def test_functional_losses_match_pytorch():
         (lambda m, f, x: f.cross_entropy(x, m.tensor(target)), logits),
         (lambda m, f, x: f.cross_entropy(x, m.tensor(target), reduction="none"), logits),
         (lambda m, f, x: f.cross_entropy(x[:, :, 0], m.tensor(target[:, 1]), weight=m.tensor(weight)), logits),
-        (lambda m, f, x: f.nll_loss(f.log_softmax(x, dim=1), m.tensor(abs(target) % 3), ignore_index=1, reduction="sum"), logits),
+        (lambda m, f, x: f.nll_loss(f.log_softmax(x, dim=1), m.tensor(abs(target) % 3), ignore_index=1,
+                                    reduction="sum"), logits),
         (lambda m, f, x: f.cross_entropy(x[0, :, 1], m.tensor(target[0, 1])), logits),
         (lambda m, f, x: f.mse_loss(x, m.tensor(y), reduction="sum") + f.l1_loss(x, m.tensor(y)), probs),
         (lambda m, f, x: f.binary_cross_entropy(x, m.tensor(y)), probs),
@@ -402,12 +404,13 @@ def _compare(case, name):
     ours_x = tg.tensor(X, requires_grad=True)
     ref_x = torch.tensor(X, requires_grad=True)
     ours, ref = _run(case, tg, ours_x), _run(case, torch, ref_x)
-    for o, r in zip(ours, ref):
+    for o, r in zip(ours, ref, strict=False):
         assert tuple(o.shape) == tuple(r.shape), name
         np.testing.assert_allclose(o.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
-    floats = [(o, r) for o, r in zip(ours, ref) if r.dtype.is_floating_point and r.requires_grad]
+    floats = [(o, r) for o, r in zip(ours, ref, strict=False) if r.dtype.is_floating_point and r.requires_grad]
     if floats:
         weights = [np.linspace(0.5, 1.5, r.numel()).reshape(tuple(r.shape)) for _, r in floats]
-        sum(((o * w).sum() for (o, _), w in zip(floats, weights)), tg.tensor(0.0, dtype=tg.float64)).backward()
-        sum((r * torch.from_numpy(w)).sum() for (_, r), w in zip(floats, weights)).backward()
+        sum(((o * w).sum() for (o, _), w in zip(floats, weights, strict=False)),
+            tg.tensor(0.0, dtype=tg.float64)).backward()
+        sum((r * torch.from_numpy(w)).sum() for (_, r), w in zip(floats, weights, strict=False)).backward()
         np.testing.assert_allclose(ours_x.grad.numpy(), ref_x.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)

@@ -14,14 +14,14 @@ torch = pytest.importorskip("torch")
 
 M = np.array([[True, False, True], [False, False, True]])
 N = np.array([[True, True, False], [False, True, True]])
-I = np.array([[5, -3, 0], [7, 12, -1]], dtype=np.int64)
+INTS = np.array([[5, -3, 0], [7, 12, -1]], dtype=np.int64)
 X = np.array([[1.5, -2.0, np.nan], [np.inf, -np.inf, 0.0]])
 
 
 def same(ours, theirs):
     if isinstance(theirs, tuple):
         assert len(ours) == len(theirs)
-        for a, b in zip(ours, theirs):
+        for a, b in zip(ours, theirs, strict=False):
             same(a, b)
         return
     a = ours.numpy() if isinstance(ours, tg.Tensor) else np.asarray(ours)
@@ -32,8 +32,8 @@ def same(ours, theirs):
 
 
 def test_boolean_operators_match_torch():
-    m, n, i = tg.tensor(M), tg.tensor(N), tg.tensor(I)
-    tm, tn, ti = torch.tensor(M), torch.tensor(N), torch.tensor(I)
+    m, n, i = tg.tensor(M), tg.tensor(N), tg.tensor(INTS)
+    tm, tn, ti = torch.tensor(M), torch.tensor(N), torch.tensor(INTS)
     same(~m, ~tm)
     same(m & n, tm & tn)
     same(m | n, tm | tn)
@@ -54,8 +54,9 @@ def test_logical_functions_match_torch():
     x = tg.tensor(X)
     tx = torch.tensor(X)
     for name in ("logical_and", "logical_or", "logical_xor"):
-        same(getattr(tg, name)(tg.tensor(M), tg.tensor(I)), getattr(torch, name)(torch.tensor(M), torch.tensor(I)))
-        same(getattr(tg.tensor(I), name)(tg.tensor(N)), getattr(torch.tensor(I), name)(torch.tensor(N)))
+        same(getattr(tg, name)(tg.tensor(M), tg.tensor(INTS)),
+             getattr(torch, name)(torch.tensor(M), torch.tensor(INTS)))
+        same(getattr(tg.tensor(INTS), name)(tg.tensor(N)), getattr(torch.tensor(INTS), name)(torch.tensor(N)))
     same(tg.logical_not(x), torch.logical_not(tx))
     same(x.logical_not(), tx.logical_not())
     for name in ("isnan", "isinf", "isfinite"):
@@ -65,7 +66,7 @@ def test_logical_functions_match_torch():
 
 @pytest.mark.parametrize("dim,keepdim", [(None, False), (0, False), (1, True), (-1, False)])
 def test_any_all(dim, keepdim):
-    for data in (M, I, X):
+    for data in (M, INTS, X):
         t, tt = tg.tensor(data), torch.tensor(data)
         if dim is None:
             same(t.any(), tt.any())
@@ -81,7 +82,7 @@ def test_masked_select_fill_nonzero_where():
     same(t.masked_select(tg.tensor(M)), tt.masked_select(torch.tensor(M)))
     same(t.masked_fill(tg.tensor(M), -1.0), tt.masked_fill(torch.tensor(M), -1.0))
     same(t.masked_select(t > 2), tt.masked_select(tt > 2))
-    same(tg.nonzero(tg.tensor(I)), torch.nonzero(torch.tensor(I)))
+    same(tg.nonzero(tg.tensor(INTS)), torch.nonzero(torch.tensor(INTS)))
     same(tg.tensor(M).nonzero(), torch.tensor(M).nonzero())
     same(tg.tensor(M).nonzero(as_tuple=True), torch.tensor(M).nonzero(as_tuple=True))
     same(tg.where(tg.tensor(M)), torch.where(torch.tensor(M)))
@@ -101,7 +102,7 @@ def test_nan_to_num_values_and_gradient():
         (out * tg.tensor(w)).sum().backward()
         (tout * torch.tensor(w)).sum().backward()
         same(x.grad, tx.grad)
-    same(tg.tensor(I).nan_to_num(), torch.tensor(I).nan_to_num())
+    same(tg.tensor(INTS).nan_to_num(), torch.tensor(INTS).nan_to_num())
 
 
 def test_grad_fn():

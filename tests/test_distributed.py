@@ -221,7 +221,7 @@ def _train(optimizer: str, x: np.ndarray, y: np.ndarray, clip: float, comm, weig
     params = list(model.parameters())
     opt = optim.SGD(params, lr=0.5, momentum=0.9) if optimizer == "sgd" else optim.Adam(params, lr=0.05)
     norms, buckets = [], 0
-    for xs, ys in zip(x, y):
+    for xs, ys in zip(x, y, strict=False):
         logits = model(tg.Tensor(xs))
         loss = F.cross_entropy(logits.reshape(-1, 11), tg.Tensor(ys.reshape(-1)))
         opt.zero_grad()
@@ -234,7 +234,7 @@ def _train(optimizer: str, x: np.ndarray, y: np.ndarray, clip: float, comm, weig
 
 
 def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    return max(float(np.abs(u - v).max()) for u, v in zip(a, b))
+    return max(float(np.abs(u - v).max()) for u, v in zip(a, b, strict=False))
 
 
 def worker_equality() -> None:
@@ -259,7 +259,7 @@ def worker_equality() -> None:
         everyone = comm.allgather(got)
         cases.append({"optimizer": optimizer, "batch": batch, "weighted": weighted, "clip": clip, "norms": norms,
                       "max_abs_diff": _max_diff(ref, got),
-                      "norm_diff": max(abs(a - b) for a, b in zip(ref_norms, norms)),
+                      "norm_diff": max(abs(a - b) for a, b in zip(ref_norms, norms, strict=False)),
                       "ranks_max_abs_diff": _max_diff(everyone[0], everyone[1]),
                       "without_allreduce_diff": _max_diff(ref, alone)})
     x = rng.integers(0, 11, size=(2, 6, 8))

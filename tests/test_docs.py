@@ -114,7 +114,8 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     pytest.importorskip("mkdocstrings_handlers.python")
     mkdocs = [sys.executable, "-m", "mkdocs"]
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1", PYTHONPATH=str(ROOT))
-    result = subprocess.run([*mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], check=False, cwd=ROOT, env=env,
+    result = subprocess.run([*mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], check=False,
+                            cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for page in ("index.html", "tour/tape/index.html", "api/viz/index.html"):

@@ -44,7 +44,8 @@ def test_matmul_shape_mismatch_names_the_op_and_both_shapes(device):
 
 def test_addmm_shape_errors_name_the_op_and_the_shapes(device):
     a, b = on(device, np.ones((2, 3))), on(device, np.ones((3, 4)))
-    with pytest.raises(tg.OpError, match=r"^addmm: addmm needs a \(n, k\) and b \(k, m\), got shapes \(2, 3\) and \(2, 4\)"):
+    with pytest.raises(tg.OpError,
+                       match=r"^addmm: addmm needs a \(n, k\) and b \(k, m\), got shapes \(2, 3\) and \(2, 4\)"):
         tg.addmm(0.0, a, on(device, np.ones((2, 4))))
     with pytest.raises(tg.OpError, match=r"addmm needs .* got shapes \(3,\) and \(3, 4\)"):
         tg.addmm(0.0, on(device, np.ones(3)), b)

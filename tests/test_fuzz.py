@@ -122,7 +122,7 @@ def same(ours: Any, theirs: Any, rtol: float) -> str | None:
     if isinstance(theirs, list):
         if not isinstance(ours, list) or len(ours) != len(theirs):
             return f"structure: {type(ours).__name__} vs {len(theirs)} items"
-        for a, b in zip(ours, theirs):
+        for a, b in zip(ours, theirs, strict=True):
             why = same(a, b, rtol)
             if why:
                 return why
@@ -671,7 +671,7 @@ def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
     if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return type(a) is type(b) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return isinstance(b, dict) and list(a) == list(b) and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, float) and math.isnan(a):

@@ -129,14 +129,15 @@ def test_optimizer_step_before_backward_raises_naming_the_op():
     loss = (w * w).sum()
     w.grad = tg.ones(2)
     opt.step()
-    with pytest.raises(RuntimeError, match=r"mul: an input saved for backward was modified in place \(version 0 -> 1\)"):
+    with pytest.raises(RuntimeError,
+                       match=r"mul: an input saved for backward was modified in place \(version 0 -> 1\)"):
         loss.backward()
 
 
 def test_version_counter_counts_changes_of_the_storage():
     torch = pytest.importorskip("torch")
     ours, ref = tg.zeros(2, 3), torch.zeros(2, 3)
-    for m, t in ((tg, ours), (torch, ref)):
+    for _, t in ((tg, ours), (torch, ref)):
         t.add_(1)
         t[0].mul_(2)  # through a view: the same storage
         t.detach().zero_()  # a detached tensor shares the counter too

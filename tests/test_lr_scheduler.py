@@ -18,9 +18,13 @@ TOL = 1e-10
 
 
 def optimizers(name="SGD", **kwargs):
-    pt = [torch.zeros(2, dtype=torch.float64, requires_grad=True), torch.zeros(3, dtype=torch.float64, requires_grad=True)]
+    pt = [torch.zeros(2, dtype=torch.float64, requires_grad=True),
+          torch.zeros(3, dtype=torch.float64, requires_grad=True)]
     pg = [nn.Parameter(np.zeros(2)), nn.Parameter(np.zeros(3))]
-    groups = lambda ps: [{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.03}]
+
+    def groups(ps):
+        return [{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.03}]
+
     return getattr(torch.optim, name)(groups(pt), lr=0.1, **kwargs), getattr(optim, name)(groups(pg), lr=0.1, **kwargs)
 
 
@@ -48,15 +52,16 @@ def test_schedule_matches_torch(name, kwargs):
     opt_t, opt_g = optimizers()
     sched_t = getattr(torch.optim.lr_scheduler, name)(opt_t, **kwargs)
     sched_g = getattr(lr_scheduler, name)(opt_g, **kwargs)
-    worst = max(rel(a, b) for a, b in zip(sched_g.get_last_lr(), sched_t.get_last_lr()))
+    worst = max(rel(a, b) for a, b in zip(sched_g.get_last_lr(), sched_t.get_last_lr(), strict=False))
     for _ in range(20):
         opt_t.step()
         opt_g.step()
         sched_t.step()
         sched_g.step()
         assert sched_g.last_epoch == sched_t.last_epoch
-        worst = max(worst, *(rel(a, b) for a, b in zip(sched_g.get_last_lr(), sched_t.get_last_lr())))
-        worst = max(worst, *(rel(g["lr"], t["lr"]) for g, t in zip(opt_g.param_groups, opt_t.param_groups)))
+        worst = max(worst, *(rel(a, b) for a, b in zip(sched_g.get_last_lr(), sched_t.get_last_lr(), strict=False)))
+        worst = max(worst, *(rel(g["lr"], t["lr"])
+                             for g, t in zip(opt_g.param_groups, opt_t.param_groups, strict=False)))
     assert worst <= TOL
 
 

@@ -335,7 +335,8 @@ def test_tied_weights_appear_under_both_keys_once_in_parameters():
     m = Tied()
     assert list(m.state_dict()) == ["encoder.weight", "decoder.weight", "decoder.bias"]
     assert [n for n, _ in m.named_parameters()] == ["encoder.weight", "decoder.bias"]
-    m.load_state_dict({"encoder.weight": np.ones((5, 3)), "decoder.weight": np.ones((5, 3)), "decoder.bias": np.zeros(5)})
+    m.load_state_dict({"encoder.weight": np.ones((5, 3)), "decoder.weight": np.ones((5, 3)),
+                       "decoder.bias": np.zeros(5)})
     assert m.encoder.weight is m.decoder.weight and np.all(m.decoder.weight.numpy() == 1)
 
 
@@ -366,7 +367,8 @@ def test_to_double_float_cast_floating_tensors_and_their_gradients_only():
     assert m.weight is weight and m.weight.dtype == np.float64 and m.weight.grad.dtype == np.float64
     assert m.count.dtype == np.int64
     assert m.to(np.float32).weight.dtype == np.float32 and m.to(dtype=np.float64).bias.dtype == np.float64
-    assert m.to("cpu", np.float32).weight.dtype == np.float32 and m.to(tg.zeros(1, dtype=np.float64)).bias.dtype == np.float64
+    assert m.to("cpu", np.float32).weight.dtype == np.float32
+    assert m.to(tg.zeros(1, dtype=np.float64)).bias.dtype == np.float64
     assert m.half().weight.dtype == np.float16 and m.float().weight.dtype == np.float32 and m.cpu() is m
     with pytest.raises(TypeError, match="floating"):
         m.to(np.int32)
@@ -432,7 +434,8 @@ def test_calculate_gain_matches_torch():
     torch = pytest.importorskip("torch")
     for name, param in [("linear", None), ("sigmoid", None), ("tanh", None), ("relu", None), ("leaky_relu", None),
                         ("leaky_relu", 0.2), ("selu", None), ("conv2d", None)]:
-        assert nn.init.calculate_gain(name, param) == pytest.approx(torch.nn.init.calculate_gain(name, param), rel=1e-15)
+        expected = torch.nn.init.calculate_gain(name, param)
+        assert nn.init.calculate_gain(name, param) == pytest.approx(expected, rel=1e-15)
     with pytest.raises(ValueError, match="unsupported"):
         nn.init.calculate_gain("swish")
 
@@ -440,7 +443,8 @@ def test_calculate_gain_matches_torch():
 @pytest.mark.parametrize("fn, kwargs, dist, scale", [
     ("xavier_uniform_", {"gain": 2.0}, "uniform", lambda fi, fo: 2.0 * math.sqrt(6 / (fi + fo))),
     ("xavier_normal_", {}, "normal", lambda fi, fo: math.sqrt(2 / (fi + fo))),
-    ("kaiming_uniform_", {"a": math.sqrt(5)}, "uniform", lambda fi, fo: math.sqrt(3) * math.sqrt(2 / 6) / math.sqrt(fi)),
+    ("kaiming_uniform_", {"a": math.sqrt(5)}, "uniform",
+     lambda fi, fo: math.sqrt(3) * math.sqrt(2 / 6) / math.sqrt(fi)),
     ("kaiming_normal_", {"mode": "fan_out", "nonlinearity": "relu"}, "normal", lambda fi, fo: math.sqrt(2 / fo)),
     ("uniform_", {"a": -0.3, "b": 0.3}, "uniform", lambda fi, fo: 0.3),
     ("normal_", {"std": 0.05}, "normal", lambda fi, fo: 0.05),

@@ -56,7 +56,8 @@ def test_padded_batch_equals_each_sequence_run_alone(kind, bidirectional, batch_
     x = tg.Tensor(padded.array, requires_grad=True)
     out, *_ = result = layer(x, lengths=lens)
     weights = [rng.standard_normal(out.shape), *(rng.standard_normal(f.shape) for f in finals(kind, result))]
-    loss = sum(((t * tg.Tensor(w, device=device)).sum() for t, w in zip([out, *finals(kind, result)], weights)),
+    loss = sum(((t * tg.Tensor(w, device=device)).sum()
+                for t, w in zip([out, *finals(kind, result)], weights, strict=False)),
                tg.zeros((), dtype=np.float64, device=device))
     loss.backward()
     grads = {n: p.grad.numpy() for n, p in layer.named_parameters()}
@@ -72,11 +73,11 @@ def test_padded_batch_equals_each_sequence_run_alone(kind, bidirectional, batch_
         ob = out_b.numpy()[:, 0] if not batch_first else out_b.numpy()[0]
         assert close(out_np[:n, b], ob)
         assert np.all(out_np[n:, b] == 0)
-        for f_all, f_b in zip(finals(kind, result), finals(kind, result_b)):
+        for f_all, f_b in zip(finals(kind, result), finals(kind, result_b), strict=False):
             assert close(f_all.numpy()[:, b], f_b.numpy()[:, 0])
         w_out = weights[0][:n, b][:, None] if not batch_first else weights[0][:n, b][None]
         loss_b = (out_b * tg.Tensor(w_out, device=device)).sum()
-        for f_b, w in zip(finals(kind, result_b), weights[1:]):
+        for f_b, w in zip(finals(kind, result_b), weights[1:], strict=False):
             loss_b = loss_b + (f_b * tg.Tensor(w[:, b:b + 1], device=device)).sum()
         loss_b.backward()
         for name, p in layer.named_parameters():
@@ -94,7 +95,8 @@ def test_lengths_accept_lists_arrays_and_tensors_and_full_lengths_change_nothing
     x = tg.Tensor(np.random.default_rng(1).standard_normal((5, 3, 3)))
     plain = layer(x)
     for lengths in ([5, 5, 5], np.array([5, 5, 5], dtype=np.int32), tg.Tensor(np.array([5, 5, 5]))):
-        assert all(close(a, b) for a, b in zip(finals(kind, plain), finals(kind, layer(x, lengths=lengths))))
+        assert all(close(a, b)
+                   for a, b in zip(finals(kind, plain), finals(kind, layer(x, lengths=lengths)), strict=False))
     ragged = [layer(x, lengths=v)[0].numpy() for v in ([2, 5, 1], np.array([2, 5, 1]), tg.Tensor(np.array([2, 5, 1])))]
     assert close(ragged[0], ragged[1]) and close(ragged[0], ragged[2])
 
@@ -131,7 +133,7 @@ def test_unbatched_input_equals_a_batch_of_one(kind, device):
     one = layer(tg.Tensor(x, device=device), state)
     batch = layer(tg.Tensor(x[None], device=device), state_b)
     assert close(one[0], batch[0].numpy()[0])
-    for a, b in zip(finals(kind, one), finals(kind, batch)):
+    for a, b in zip(finals(kind, one), finals(kind, batch), strict=False):
         assert a.shape == (4, 4) and close(a, b.numpy()[:, 0])
 
 

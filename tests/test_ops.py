@@ -379,7 +379,7 @@ def _permute(draw: Any) -> Case:
 def _expand(draw: Any) -> Case:
     shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=2))
     target = [draw(st.integers(0, 3)) if n == 1 else n for n in shape]
-    target = [-1 if draw(st.booleans()) and n == m else m for n, m in zip(shape, target)]
+    target = [-1 if draw(st.booleans()) and n == m else m for n, m in zip(shape, target, strict=False)]
     target = draw(st.lists(st.integers(1, 3), max_size=2)) + target  # new leading axes
     a = draw_array(draw, shape, VALUES)
     how = draw(st.sampled_from(["expand", "broadcast_to"]))
@@ -417,7 +417,8 @@ def _getitem_advanced(draw: Any) -> Case:
     a = draw_array(draw, shape, VALUES)
     kind = draw(st.sampled_from(["arrays", "one_axis", "list", "mask"]))
     if kind == "arrays":
-        index = draw(hnp.integer_array_indices(shape, result_shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=4)))
+        index = draw(hnp.integer_array_indices(
+            shape, result_shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=4)))
     elif kind == "one_axis":
         axis = draw(st.integers(0, len(shape) - 1))
         idx = draw(hnp.arrays(np.int64, draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=4)),
@@ -519,7 +520,8 @@ def _gather_repeat(draw: Any) -> Case:
         reps = [draw(st.integers(0, 2)) for _ in range(len(shape) + draw(st.integers(0, 1)))]
         return Case(lambda t: t.repeat(*reps), [a], (True,), a.dtype)
     if kind == "pad":
-        amounts = draw(st.lists(st.integers(0, 2), min_size=0, max_size=2 * len(shape)).filter(lambda p: len(p) % 2 == 0))
+        amounts = draw(st.lists(st.integers(0, 2), min_size=0, max_size=2 * len(shape))
+                       .filter(lambda p: len(p) % 2 == 0))
         return Case(lambda t: F.pad(t, amounts, value=0.5), [a], (True,), a.dtype)
     if kind == "clone":
         return Case(lambda t: t.clone() * t.T.contiguous().T, [a], (True,), a.dtype)
@@ -578,10 +580,11 @@ def central_differences(case: Case, upstream: list[np.ndarray], eps: float = 1e-
     def loss() -> float:
         outs = fn(*inputs)
         outs = outs if isinstance(outs, tuple) else (outs,)
-        return float(sum(np.sum(o.numpy().astype(np.float64) * v) for o, v in zip(outs, upstream)))
+        return float(sum(np.sum(o.numpy().astype(np.float64) * v) for o, v in zip(outs, upstream, strict=False)))
 
     with tg.no_grad():
-        grads = iter(numerics.central_differences(loss, [t.array for t, g in zip(inputs, case.grad) if g], eps))
+        wanted_arrays = [t.array for t, g in zip(inputs, case.grad, strict=False) if g]
+        grads = iter(numerics.central_differences(loss, wanted_arrays, eps))
     return [next(grads) if wanted else None for wanted in case.grad]
 
 
@@ -591,12 +594,13 @@ def central_differences(case: Case, upstream: list[np.ndarray], eps: float = 1e-
 @given(data=st.data())
 def test_op_backward(name: str, device: str, data: st.DataObject) -> None:
     case = data.draw(SPECS[name](), label="case")
-    tensors = [Tensor(a, requires_grad=g, device=device) for a, g in zip(case.arrays, case.grad)]
+    tensors = [Tensor(a, requires_grad=g, device=device) for a, g in zip(case.arrays, case.grad, strict=False)]
     outs = case.fn(*tensors)
     outs = outs if isinstance(outs, tuple) else (outs,)
     if case.out_dtype is not None:
         for o in outs:
-            assert o.dtype == case.out_dtype, f"{name}: output dtype {o.dtype}, NumPy 2 promotion gives {case.out_dtype}"
+            assert o.dtype == case.out_dtype, (
+                f"{name}: output dtype {o.dtype}, NumPy 2 promotion gives {case.out_dtype}")
     for o in outs:
         assert o.device == tensors[0].device
     upstream = [data.draw(hnp.arrays(np.float64, o.shape, elements=floats(-2, 2)), label="upstream").astype(o.dtype)
@@ -608,15 +612,15 @@ def test_op_backward(name: str, device: str, data: st.DataObject) -> None:
         outs[0].backward(upstream_dev[0])
     else:
         loss = None
-        for o, v in zip(outs, upstream_dev):
+        for o, v in zip(outs, upstream_dev, strict=False):
             term = (o * v).sum()
             loss = term if loss is None else loss + term
         loss.backward()
 
     # inputs and the upstream gradient untouched
-    for t, a in zip(tensors, case.arrays):
+    for t, a in zip(tensors, case.arrays, strict=False):
         np.testing.assert_array_equal(to_numpy(t.array), a, err_msg=f"{name}: an input was mutated")
-    for v_dev, v in zip(upstream_dev, upstream):
+    for v_dev, v in zip(upstream_dev, upstream, strict=False):
         np.testing.assert_array_equal(to_numpy(v_dev), v, err_msg=f"{name}: the upstream gradient was mutated")
 
     # the graph was released
@@ -625,7 +629,7 @@ def test_op_backward(name: str, device: str, data: st.DataObject) -> None:
         assert set(vars(fn)) <= {"parents", "n_outputs"}, f"{name}: {fn.name} kept {sorted(vars(fn))}"
 
     # gradient shapes, dtypes, devices; no aliasing
-    for t, wanted in zip(tensors, case.grad):
+    for t, wanted in zip(tensors, case.grad, strict=False):
         if not wanted:
             assert t.grad is None
             continue
@@ -644,7 +648,7 @@ def test_op_backward(name: str, device: str, data: st.DataObject) -> None:
     # the values, against float64 central differences
     numeric = central_differences(case, [v.astype(np.float64) for v in upstream])
     low_precision = any(a.dtype == np.float32 for a in case.arrays)
-    for k, (t, num) in enumerate(zip(tensors, numeric)):
+    for k, (t, num) in enumerate(zip(tensors, numeric, strict=False)):
         if num is None:
             continue
         tape = to_numpy(t.grad.array).astype(np.float64)
@@ -757,7 +761,8 @@ EDGE_CASES = {
                            [[0.0, -1.5, 2.0]]),
     "max_ties": (lambda a: a.amax(axis=1), lambda a: a.amax(dim=1), [[[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]]),
     "max_dim_ties": (lambda a: a.max(dim=1).values + a.min(1, keepdim=True)[0].sum(),
-                     lambda a: a.max(dim=1).values + a.min(1, keepdim=True)[0].sum(), [[[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]]),
+                     lambda a: a.max(dim=1).values + a.min(1, keepdim=True)[0].sum(),
+                     [[[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]]),
     "elementwise_max_ties": (lambda a, b: a.max(b) + tg.minimum(a, b), lambda a, b: a.max(b) + torch_minimum(a, b),
                              [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]),
     "min_ties_all": (lambda a: a.min(), lambda a: a.amin(), [[[1.0, 0.0, 0.0], [0.0, 2.0, 2.0]]]),
@@ -803,6 +808,6 @@ def test_edges_match_pytorch(device, name):
         out.backward(upstream)
     ref.backward(torch.tensor(upstream))
     np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-13, atol=0, err_msg=f"{name}: value")
-    for k, (o, t) in enumerate(zip(ours, theirs)):  # infinities and NaNs must match exactly
+    for k, (o, t) in enumerate(zip(ours, theirs, strict=False)):  # infinities and NaNs must match exactly
         np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-13, atol=1e-15,
                                    err_msg=f"{name}: gradient of input {k}")

@@ -55,13 +55,15 @@ def run_pair(name, config, groups=None, steps=5, seed=0, closure=False):
         if closure:  # the closure computes the gradients of Σ ⟨w_i, G_i⟩ + ½ Σ w_i²
             def closure_t(grads=grads):
                 opt_t.zero_grad()
-                loss = sum((p * torch.from_numpy(g)).sum() + 0.5 * (p * p).sum() for p, g in zip(params_t, grads))
+                loss = sum((p * torch.from_numpy(g)).sum() + 0.5 * (p * p).sum()
+                           for p, g in zip(params_t, grads, strict=False))
                 loss.backward()
                 return loss
 
             def closure_g(grads=grads):
                 opt_g.zero_grad()
-                loss = sum(((p * tg.tensor(g)).sum() + 0.5 * (p * p).sum() for p, g in zip(params_g, grads)),
+                loss = sum(((p * tg.tensor(g)).sum() + 0.5 * (p * p).sum()
+                            for p, g in zip(params_g, grads, strict=False)),
                            tg.tensor(0.0, dtype=np.float64))
                 loss.backward()
                 return loss
@@ -69,12 +71,12 @@ def run_pair(name, config, groups=None, steps=5, seed=0, closure=False):
             loss_t, loss_g = opt_t.step(closure_t), opt_g.step(closure_g)
             worst = max(worst, rel_err(loss_g, loss_t))
         else:
-            for pt, pg, g in zip(params_t, params_g, grads):
+            for pt, pg, g in zip(params_t, params_g, grads, strict=False):
                 pt.grad, pg.grad = torch.from_numpy(g.copy()), tg.tensor(g.copy())
             assert opt_t.step() is None and opt_g.step() is None
-        worst = max(worst, *(rel_err(pg, pt) for pt, pg in zip(params_t, params_g)))
+        worst = max(worst, *(rel_err(pg, pt) for pt, pg in zip(params_t, params_g, strict=False)))
     # the state buffers too
-    for pt, pg in zip(params_t, params_g):
+    for pt, pg in zip(params_t, params_g, strict=False):
         for key, value in opt_t.state[pt].items():
             if key != "step":
                 worst = max(worst, rel_err(opt_g.state[pg][key], value))
@@ -199,7 +201,7 @@ def test_state_dict_round_trip_continues_exactly(name, config):
     opt_b = getattr(optim, name)(grouped(params_b, [{}, {"lr": 0.02}]), **config)
 
     def step(opt, params, gs):
-        for p, g in zip(params, gs):
+        for p, g in zip(params, gs, strict=False):
             p.grad = tg.tensor(g.copy())
         opt.step()
 
@@ -216,7 +218,7 @@ def test_state_dict_round_trip_continues_exactly(name, config):
     for gs in grads[3:]:
         step(opt_a, params_a, gs)
         step(opt_c, params_c, gs)
-    for pa, pc in zip(params_a, params_c):
+    for pa, pc in zip(params_a, params_c, strict=False):
         np.testing.assert_array_equal(pa.numpy(), pc.numpy())
 
 
@@ -228,7 +230,7 @@ def test_state_dict_has_torchs_layout_and_loads_torchs(name, config):
     opt_g = getattr(optim, name)(grouped(params_g, [{}, {"lr": 0.02}]), **config)
     rng = np.random.default_rng(4)
     for _ in range(3):
-        for pt, pg in zip(params_t, params_g):
+        for pt, pg in zip(params_t, params_g, strict=False):
             g = rng.standard_normal(pt.shape)
             pt.grad, pg.grad = torch.from_numpy(g.copy()), tg.tensor(g.copy())
         opt_t.step()
@@ -242,7 +244,7 @@ def test_state_dict_has_torchs_layout_and_loads_torchs(name, config):
                 assert sd_g["state"][i][key] == int(value)
             elif value is not None:
                 assert rel_err(sd_g["state"][i][key], value) <= TOL
-    for group_t, group_g in zip(sd_t["param_groups"], sd_g["param_groups"]):
+    for group_t, group_g in zip(sd_t["param_groups"], sd_g["param_groups"], strict=False):
         assert group_g["params"] == group_t["params"]
         for key, value in group_g.items():
             assert group_t[key] == (list(value) if isinstance(group_t[key], list) else value), key
@@ -251,12 +253,12 @@ def test_state_dict_has_torchs_layout_and_loads_torchs(name, config):
     opt_f = getattr(optim, name)(grouped(fresh, [{}, {"lr": 0.02}]), **config)
     opt_f.load_state_dict(sd_t)
     for _ in range(2):
-        for pt, pf in zip(params_t, fresh):
+        for pt, pf in zip(params_t, fresh, strict=False):
             g = rng.standard_normal(pt.shape)
             pt.grad, pf.grad = torch.from_numpy(g.copy()), tg.tensor(g.copy())
         opt_t.step()
         opt_f.step()
-    for pt, pf in zip(params_t, fresh):
+    for pt, pf in zip(params_t, fresh, strict=False):
         assert rel_err(pf, pt) <= TOL
 
 
@@ -311,7 +313,7 @@ def lbfgs_pair(problem, config, steps):
         lt = opt_t.step(closure_for(torch, opt_t, params_t))
         lg = opt_g.step(closure_for(tg, opt_g, params_g))
         losses.append(float(lg))
-        worst = max(worst, rel_err(lg, lt), *(rel_err(pg, pt) for pt, pg in zip(params_t, params_g)))
+        worst = max(worst, rel_err(lg, lt), *(rel_err(pg, pt) for pt, pg in zip(params_t, params_g, strict=False)))
     state_t, state_g = opt_t.state[params_t[0]], opt_g.state[params_g[0]]
     assert state_g["func_evals"] == state_t["func_evals"] and state_g["n_iter"] == state_t["n_iter"]
     return worst, losses, params_g
@@ -370,7 +372,7 @@ def test_lbfgs_state_dict_round_trip():
     for _ in range(2):
         opt_a.step(closure_for(opt_a, pa))
         opt_b.step(closure_for(opt_b, pb))
-    for a, b in zip(pa, pb):
+    for a, b in zip(pa, pb, strict=False):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -532,7 +534,7 @@ def grads_pair(scale=1.0, dtype=np.float64):
     grads = [(scale * rng.standard_normal(s)).astype(dtype) for s in SHAPES]
     params_t = [torch.zeros(s, dtype=torch.from_numpy(np.zeros(0, dtype)).dtype, requires_grad=True) for s in SHAPES]
     params_g = [nn.Parameter(np.zeros(s, dtype=dtype)) for s in SHAPES]
-    for g, pt, pg in zip(grads, params_t, params_g):
+    for g, pt, pg in zip(grads, params_t, params_g, strict=False):
         pt.grad, pg.grad = torch.from_numpy(g.copy()), tg.tensor(g.copy())
     return params_t, params_g
 
@@ -542,7 +544,7 @@ def test_clip_grad_value_matches_torch(clip_value):
     params_t, params_g = grads_pair()
     assert torch.nn.utils.clip_grad_value_(params_t, clip_value) is None
     assert nn.utils.clip_grad_value_(params_g, clip_value) is None
-    for pt, pg in zip(params_t, params_g):
+    for pt, pg in zip(params_t, params_g, strict=False):
         np.testing.assert_array_equal(pg.grad.numpy(), pt.grad.numpy())
 
 
@@ -554,7 +556,7 @@ def test_clip_grad_norm_and_total_norm_match_torch(norm_type):
     total_t = torch.nn.utils.clip_grad_norm_(params_t, 0.7, norm_type)
     total_g = optim.clip_grad_norm_(params_g, 0.7, norm_type)
     assert rel_err(total_g, total_t) <= TOL
-    for pt, pg in zip(params_t, params_g):
+    for pt, pg in zip(params_t, params_g, strict=False):
         assert rel_err(pg.grad, pt.grad) <= TOL
 
 
@@ -599,7 +601,8 @@ def test_named_parameters_are_accepted_as_torch_does():
     assert all(a is b for a, b in zip(opt.param_groups[0]["params"], model.parameters(), strict=True))
     torch_model = torch.nn.Linear(3, 2)
     torch_opt = torch.optim.Adam(torch_model.named_parameters(), lr=0.01)
-    assert opt.state_dict()["param_groups"][0]["param_names"] == torch_opt.state_dict()["param_groups"][0]["param_names"]
+    names = torch_opt.state_dict()["param_groups"][0]["param_names"]
+    assert opt.state_dict()["param_groups"][0]["param_names"] == names
     with pytest.raises(optim.OptimizerError, match="mixes"):
         optim.SGD([("weight", model.weight), model.bias])
 

@@ -68,7 +68,7 @@ def make_pair(kind: str, cell: bool, dtype, **kwargs):
 def backprop_both(outs_t, outs_g, rng, dtype):
     """Backpropagate ``Σ_k Σ out_k ⊙ W_k`` (random W_k) through both frameworks."""
     loss_t, loss_g = 0, 0
-    for ot, og in zip(outs_t, outs_g):
+    for ot, og in zip(outs_t, outs_g, strict=False):
         w = rng.standard_normal(tuple(ot.shape)).astype(dtype)
         loss_t = loss_t + (ot * torch.from_numpy(w)).sum()
         loss_g = loss_g + (og * w).sum()
@@ -81,7 +81,7 @@ def grad_errors(theirs, ours, leaves) -> dict[str, float]:
     errors = {}
     named_t, named_g = list(theirs.named_parameters()), list(ours.named_parameters())
     assert [n for n, _ in named_t] == [n for n, _ in named_g]
-    for (name, pt), (_, pg) in zip(named_t, named_g):
+    for (name, pt), (_, pg) in zip(named_t, named_g, strict=False):
         errors[f"grad {name}"] = rel_err(pg.grad, pt.grad)
     for name, (lt, lg) in leaves.items():
         errors[f"grad {name}"] = rel_err(lg.grad, lt.grad)
@@ -113,7 +113,7 @@ def cell_errors(kind: str, bias: bool, batched: bool, given: bool, dtype, seed: 
     else:
         outs_t = (theirs(x_t, pairs["h"][0] if given else None),)
         outs_g = (ours(x_g, pairs["h"][1] if given else None),)
-    errors = {f"output {i}": rel_err(og, ot) for i, (ot, og) in enumerate(zip(outs_t, outs_g))}
+    errors = {f"output {i}": rel_err(og, ot) for i, (ot, og) in enumerate(zip(outs_t, outs_g, strict=False))}
     backprop_both(outs_t, outs_g, rng, dtype)
     return {**errors, **grad_errors(theirs, ours, pairs)}
 
@@ -169,7 +169,7 @@ def layer_errors(kind: str, num_layers: int, bidirectional: bool, batch_first: b
     final_t = final_t if kind == "LSTM" else (final_t,)
     final_g = final_g if kind == "LSTM" else (final_g,)
     outs_t, outs_g = (out_t, *final_t), (out_g, *final_g)
-    errors = {name: rel_err(og, ot) for name, ot, og in zip(["output", "h_n", "c_n"], outs_t, outs_g)}
+    errors = {name: rel_err(og, ot) for name, ot, og in zip(["output", "h_n", "c_n"], outs_t, outs_g, strict=False)}
     backprop_both(outs_t, outs_g, rng, dtype)
     return {**errors, **grad_errors(theirs, ours, pairs)}
 
@@ -276,12 +276,12 @@ def optimizer_errors(make_theirs, make_ours, dtype, steps: int = 4, seed: int = 
     opt_t, opt_g = make_theirs(params_t), make_ours(params_g)
     errors = {}
     for step in range(steps):
-        for pt, pg in zip(params_t, params_g):
+        for pt, pg in zip(params_t, params_g, strict=False):
             g = rng.standard_normal(pt.shape).astype(dtype)
             pt.grad, pg.grad = torch.from_numpy(g.copy()), tg.Tensor(g.copy())
         opt_t.step()
         opt_g.step()
-        for i, (pt, pg) in enumerate(zip(params_t, params_g)):
+        for i, (pt, pg) in enumerate(zip(params_t, params_g, strict=False)):
             errors[f"step {step + 1} param {i}"] = rel_err(pg, pt)
     return errors
 
@@ -314,12 +314,12 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, dtype):
     grads = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
     params_t = [torch.zeros(s, dtype=TORCH_DTYPE[dtype], requires_grad=True) for s in SHAPES]
     params_g = [nn.Parameter(np.zeros(s, dtype=dtype)) for s in SHAPES]
-    for g, pt, pg in zip(grads, params_t, params_g):
+    for g, pt, pg in zip(grads, params_t, params_g, strict=False):
         pt.grad, pg.grad = torch.from_numpy(g.copy()), tg.Tensor(g.copy())
     total_t = torch.nn.utils.clip_grad_norm_(params_t, max_norm, norm_type=norm_type)
     total_g = optim.clip_grad_norm_(params_g, max_norm, norm_type=norm_type)
     errors = {"total norm": rel_err(total_g, total_t)}
-    for i, (pt, pg) in enumerate(zip(params_t, params_g)):
+    for i, (pt, pg) in enumerate(zip(params_t, params_g, strict=False)):
         errors[f"grad {i}"] = rel_err(pg.grad, pt.grad)
     check(errors, dtype)
     clipped = max_norm < float(total_t)
@@ -341,6 +341,6 @@ def test_packed_sequence_matches_torch(kind):
                               packed_t.sorted_indices.numpy(), packed_t.unsorted_indices.numpy())
     (out_t, state_t), (out_g, state_g) = theirs(packed_t), ours(packed_g)
     errors = {"output": rel_err(out_g.data, out_t.data)}
-    for i, (st, sg) in enumerate(zip(*(s if isinstance(s, tuple) else (s,) for s in (state_t, state_g)))):
+    for i, (st, sg) in enumerate(zip(*(s if isinstance(s, tuple) else (s,) for s in (state_t, state_g)), strict=False)):
         errors[f"state {i}"] = rel_err(sg, st)
     check(errors, np.float64)

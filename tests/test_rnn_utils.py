@@ -34,7 +34,8 @@ def test_pad_sequence_layouts():
         np.testing.assert_array_equal(padded.numpy()[: len(a), b], a)
         assert np.all(padded.numpy()[len(a):, b] == -1)
     first = pad_sequence([tg.tensor(a) for a in arrays], batch_first=True, padding_side="left")
-    assert first.shape == (5, 5, 2) and np.array_equal(first.numpy()[2, -1], arrays[2][0]) and np.all(first.numpy()[2, :-1] == 0)
+    assert first.shape == (5, 5, 2) and np.array_equal(first.numpy()[2, -1], arrays[2][0])
+    assert np.all(first.numpy()[2, :-1] == 0)
     with pytest.raises(tg.OpError, match="trailing shapes"):
         pad_sequence([tg.zeros(2, 3), tg.zeros(2, 4)])
     with pytest.raises(tg.OpError, match="at least one"):
@@ -62,10 +63,11 @@ def test_round_trips_without_torch():
     assert isinstance(packed, PackedSequence) and packed.data.shape == (sum(LENGTHS), 2)
     assert packed.batch_sizes.tolist() == [5, 4, 3, 2, 2]
     back = unpack_sequence(packed)
-    assert all(np.array_equal(b.numpy(), a) for a, b in zip(arrays, back))
+    assert all(np.array_equal(b.numpy(), a) for a, b in zip(arrays, back, strict=False))
     padded, lengths = pad_packed_sequence(packed, batch_first=True, total_length=7)
     assert padded.shape == (5, 7, 2) and lengths.tolist() == LENGTHS
-    assert all(np.array_equal(u.numpy(), a) for a, u in zip(arrays, unpad_sequence(padded, lengths, batch_first=True)))
+    unpadded = unpad_sequence(padded, lengths, batch_first=True)
+    assert all(np.array_equal(u.numpy(), a) for a, u in zip(arrays, unpadded, strict=False))
     # sorted_indices given alone: the inverse permutation is computed
     again = PackedSequence(packed.data, packed.batch_sizes, packed.sorted_indices)
     assert again.unsorted_indices.tolist() == packed.unsorted_indices.tolist()
@@ -101,7 +103,7 @@ def test_pack_and_pad_match_torch_values_and_gradients(batch_first, enforce_sort
     seed = rng.standard_normal(tuple(theirs_out.shape))
     (theirs_out * torch.tensor(seed)).sum().backward()
     (ours_out * tg.tensor(seed)).sum().backward()
-    for a, b in zip(ours_in, theirs_in):
+    for a, b in zip(ours_in, theirs_in, strict=False):
         np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
 
 

@@ -39,7 +39,7 @@ def assert_same(a, b):
             assert_same(a[k], b[k])
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=False):
             assert_same(x, y)
     elif isinstance(a, float):
         assert (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
@@ -59,7 +59,8 @@ TENSORS = st.builds(
 LEAVES = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.complex_numbers()
           | st.text(max_size=8) | st.binary(max_size=8) | ARRAYS | ARRAYS.map(lambda a: a.reshape(-1)[:1].sum())
           | TENSORS)
-KEYS = st.text(max_size=6) | st.integers(-5, 5) | st.none() | st.booleans() | st.tuples(st.integers(0, 3), st.text(max_size=2))
+KEYS = (st.text(max_size=6) | st.integers(-5, 5) | st.none() | st.booleans()
+        | st.tuples(st.integers(0, 3), st.text(max_size=2)))
 STRUCTURES = st.recursive(
     LEAVES,
     lambda inner: (st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple)

@@ -140,6 +140,27 @@ def t(input: Tensor) -> Tensor:  # noqa: A002 - PyTorch's name
     return input.t()
 
 
+__all__ = [
+    "cuda", "functional", "nn", "optim", "utils", "DeviceError", "cuda_is_available", "device", "CaptureError",
+    "capture", "gradcheck", "abs", "addmm", "allclose", "amax", "amin", "argmax", "argmin", "cat", "chunk", "clip",
+    "clone", "concat", "concatenate", "embedding", "equal", "exp", "expand", "flatten", "gather", "isclose", "log",
+    "log_softmax", "matmul", "max", "maximum", "mean", "min", "minimum", "multinomial", "permute", "relu", "repeat",
+    "reshape", "return_types", "sigmoid", "softmax", "sort", "split", "sqrt", "squeeze", "stack", "std", "sum",
+    "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "where", "CheckpointError", "load", "save",
+    "BoolTensor", "ByteTensor", "DoubleTensor", "FloatTensor", "Function", "HalfTensor", "IntTensor", "LongTensor",
+    "OpError", "Size", "Tensor", "arange", "as_tensor", "bool_", "default_rng", "detect_anomaly", "empty",
+    "empty_like", "enable_grad", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like",
+    "get_default_dtype", "inference_mode", "initial_seed", "int8", "int16", "int32", "int64", "is_grad_enabled",
+    "is_tensor", "linspace", "manual_seed", "no_grad", "numel", "ones", "ones_like", "rand", "rand_like", "randint",
+    "randn", "randn_like", "randperm", "set_default_dtype", "set_grad_enabled", "tensor", "uint8", "zeros",
+    "zeros_like", "float", "double", "half", "long", "int", "bool", "clamp", "t", "onnx", "get_default_device",
+    "set_default_device", "Generator",
+    # from more_ops (below)
+    "autograd", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "bmm", "flip", "isfinite", "isinf",
+    "isnan", "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "mm", "nan_to_num", "narrow",
+    "nonzero", "norm",
+]
+
 __version__ = "0.1.0"
 
 # boolean/bitwise ops, finiteness tests, nonzero, one-argument where, torch.* spellings (also installs the

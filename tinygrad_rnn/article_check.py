@@ -43,6 +43,8 @@ import numpy as np
 
 from tinygrad_rnn import Tensor, article, nn, stack
 
+__all__ = ["main", "run_checks", "format_table", "make_problem", "tape_gradients", "new_layer", "Model", "State"]
+
 RNN_LAYER_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 TAPE_RTOL = 1e-10
 TAPE_ATOL_FACTOR = 1e-13  # times the largest gradient entry of the model
@@ -128,6 +130,13 @@ def new_layer(cell: str, input_size: int, hidden_size: int) -> nn.Module:
     return layer(input_size, hidden_size)
 
 
+def _grad(t: Tensor) -> np.ndarray:
+    """The gradient backward() left in ``t.grad``, as a NumPy array."""
+    if t.grad is None:
+        raise RuntimeError("article_check: a tensor of the check received no gradient")
+    return t.grad.numpy()
+
+
 def _article_grads_of_layer(layer: nn.Module, fc: nn.Linear | None, cell: str) -> dict[str, np.ndarray]:
     """The article-named gradients of an ``nn`` layer's parameters (and of ``fc``'s: V, c).
 
@@ -135,15 +144,15 @@ def _article_grads_of_layer(layer: nn.Module, fc: nn.Linear | None, cell: str) -
     the article keeps apart (``ArticleCell.own_hh_bias``: the GRU's n gate, b_in and b_hn) keep bias_hh's
     gradient. Mapping through :func:`article.from_state_dict` therefore zeroes bias_hh's other blocks.
     """
-    grads = {name: param.grad.numpy() for name, param in layer.named_parameters()}
+    grads = {name: _grad(param) for name, param in layer.named_parameters()}
     d = layer.hidden_size
     bias_hh = np.zeros_like(grads["bias_hh_l0"])
     for block in article.CELLS[cell].own_hh_bias:
         bias_hh[block * d : (block + 1) * d] = grads["bias_hh_l0"][block * d : (block + 1) * d]
     grads["bias_hh_l0"] = bias_hh
     if fc is not None:
-        grads["fc.weight"] = fc.weight.grad.numpy()
-        grads["fc.bias"] = fc.bias.grad.numpy()
+        grads["fc.weight"] = _grad(fc.weight)
+        grads["fc.bias"] = _grad(fc.bias)
     return article.from_state_dict(grads, cell)
 
 
@@ -182,7 +191,7 @@ def tape_gradients(
         layer = model.layer(input_size, hidden_size).to(device)
         sd = article.to_state_dict(p, cell)
         layer.load_state_dict({key: sd[key] for key in RNN_LAYER_KEYS})
-        fc = None
+        fc: nn.Linear | None = None
         if "fc.weight" in sd:
             fc = nn.Linear(hidden_size, sd["fc.weight"].shape[0], dtype=np.float64, device=device)
             fc.load_state_dict({"weight": sd["fc.weight"], "bias": sd["fc.bias"]})
@@ -194,9 +203,11 @@ def tape_gradients(
         state: State = tuple(leaf.unsqueeze(0) for leaf in init_leaves.values())  # (1, B, d)
     else:
         leaves = {key: _leaf(value, device) for key, value in p.items()}
+        steps_of = model.steps
+        assert steps_of is not None  # a Model has a layer or steps
 
         def run(x_chunk: Tensor, state: State) -> tuple[Tensor, State]:
-            return model.steps(leaves, x_chunk, state)
+            return steps_of(leaves, x_chunk, state)
 
         state = tuple(init_leaves.values())
 
@@ -206,14 +217,15 @@ def tape_gradients(
         chunk_loss = (Tensor(d_out[start : start + chunk], dtype=np.float64, device=device) * out).sum()
         loss = chunk_loss if loss is None else loss + chunk_loss
         state = tuple(tensor.detach() for tensor in state)  # truncated BPTT: no gradient across the cut
+    assert loss is not None  # (steps >= 1)
     loss.backward()
 
     if model.layer is not None:
         grads = _article_grads_of_layer(layer, fc, cell)
     else:
-        grads = {key: leaf.grad.numpy() for key, leaf in leaves.items()}
+        grads = {key: _grad(leaf) for key, leaf in leaves.items()}
     for key, leaf in init_leaves.items():
-        grads[key] = leaf.grad.numpy()
+        grads[key] = _grad(leaf)
     return grads
 
 

@@ -83,7 +83,7 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
     try:
         for t, _ in saved.values():
             t.grad = None
-        for out, g in zip(outs, gouts):
+        for out, g in zip(outs, gouts, strict=False):
             if out.requires_grad:
                 out.backward(g, retain_graph=True if len(outs) > 1 else keep)
         results = tuple(t.grad for t in ins)

@@ -36,6 +36,11 @@ __all__ = [
     "is_torch_tensor",
     "cuda_is_available",
     "cuda_unavailable_reason",
+    "device_index",
+    "cuda_module",
+    "nccl_module",
+    "scatter_add",
+    "random_generator",
 ]
 
 
@@ -55,7 +60,10 @@ class device(str):  # noqa: N801 - PyTorch's name
         DeviceError: a malformed device.
     """
 
-    def __new__(cls, type_or_name: Any, index: int | None = None) -> "device":
+    _type: str
+    _index: int | None
+
+    def __new__(cls, type_or_name: Any, index: int | None = None) -> device:
         if isinstance(type_or_name, int) and not isinstance(type_or_name, bool):
             type_or_name, index = "cuda", type_or_name
         if not isinstance(type_or_name, str):
@@ -83,7 +91,7 @@ class device(str):  # noqa: N801 - PyTorch's name
         return self._type
 
     @property
-    def index(self) -> int | None:
+    def index(self) -> int | None:  # type: ignore[override]  # torch.device.index, not str.index
         """The GPU index, or None (always None for the CPU)."""
         return self._index
 
@@ -96,6 +104,9 @@ class device(str):  # noqa: N801 - PyTorch's name
         return (device, (str(self),))
 
 
+_Device = device  # (normalize_device's argument is named device, as everywhere)
+
+
 def cuda_unavailable_reason() -> str | None:
     """Why the ``cuda`` device cannot be used, or ``None`` when it can.
 
@@ -105,7 +116,8 @@ def cuda_unavailable_reason() -> str | None:
     if _cupy is None:
         return (
             f"CuPy could not be imported ({type(_CUPY_IMPORT_ERROR).__name__}: {_CUPY_IMPORT_ERROR}); "
-            "install CuPy (`pip install cupy-cuda12x`, or `pip install -e \".[cuda]\"` in a clone) on a machine with an NVIDIA GPU"
+            "install CuPy (`pip install cupy-cuda12x`, or `pip install -e \".[cuda]\"` in a clone) on a machine "
+            "with an NVIDIA GPU"
         )
     try:
         n = _cupy.cuda.runtime.getDeviceCount()
@@ -145,7 +157,8 @@ def get_default_device() -> device:
 def normalize_device(device: str | None) -> str:
     """Return the canonical form of a device string.
 
-    ``None`` gives the default device (:func:`set_default_device`; ``"cpu"`` unless set), ``"cpu"`` gives ``"cpu"``; ``"cuda"`` gives ``"cuda:0"``; ``"cuda:N"`` is checked.
+    ``None`` gives the default device (:func:`set_default_device`; ``"cpu"`` unless set), ``"cpu"`` gives
+    ``"cpu"``; ``"cuda"`` gives ``"cuda:0"``; ``"cuda:N"`` is checked.
 
     Raises:
         DeviceError: for an unknown string, a bad index, or a CUDA device that cannot be used
@@ -153,26 +166,63 @@ def normalize_device(device: str | None) -> str:
     """
     if device is None:
         return _default_device[0]
-    if isinstance(device, int) and not isinstance(device, bool):
-        device = f"cuda:{device}"
-    if not isinstance(device, str):
-        raise DeviceError(f"device must be a string like 'cpu', 'cuda' or 'cuda:0', got {device!r}")
-    dev = device.strip().lower()
-    if dev == "cpu":
+    parsed = device if type(device) is _Device else _Device(device)  # the one parser of device strings
+    if parsed.type == "cpu":
         return "cpu"
-    if dev == "cuda" or dev.startswith("cuda:"):
-        index_text = dev[5:] if dev.startswith("cuda:") else "0"
-        if not index_text.isdigit():
-            raise DeviceError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N' with N an integer")
-        reason = cuda_unavailable_reason()
-        if reason is not None:
-            raise DeviceError(f"device {device!r} was requested but CUDA/CuPy is unavailable: {reason}")
-        index = int(index_text)
-        count = _cupy.cuda.runtime.getDeviceCount()
-        if index >= count:
-            raise DeviceError(f"device {device!r} does not exist: {count} CUDA GPU(s) visible")
-        return f"cuda:{index}"
-    raise DeviceError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        raise DeviceError(f"device {str(parsed)!r} was requested but CUDA/CuPy is unavailable: {reason}")
+    index = parsed.index or 0
+    count = _cupy.cuda.runtime.getDeviceCount()
+    if index >= count:
+        raise DeviceError(f"device {str(parsed)!r} does not exist: {count} CUDA GPU(s) visible")
+    return f"cuda:{index}"
+
+
+def device_index(name: str) -> int:
+    """The GPU index a device string names (``"cuda"`` and ``"cuda:0"`` give 0; the CPU gives 0)."""
+    return device(name).index or 0
+
+
+def cuda_module() -> Any:
+    """The ``cupy`` module itself, for the few CUDA-only calls above this layer (devices, events, streams).
+
+    Raises:
+        DeviceError: CuPy or a GPU is unavailable (the message says why).
+    """
+    normalize_device("cuda")
+    return _cupy
+
+
+def nccl_module() -> Any:  # pragma: no cover - needs a GPU
+    """``cupy.cuda.nccl`` (NVIDIA's collective library, for :mod:`tinygrad_rnn.distributed`).
+
+    Raises:
+        DeviceError: CuPy or a GPU is unavailable.
+    """
+    cuda_module()
+    from cupy.cuda import nccl
+
+    return nccl
+
+
+def scatter_add(target: Any, index: Any, values: Any) -> None:
+    """``target[index] += values`` in place, repeated indices adding up (``np.add.at`` / ``cupyx.scatter_add``)."""
+    if type(target) is np.ndarray:
+        np.add.at(target, index, values)
+    else:  # pragma: no cover - needs a GPU
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+
+def random_generator(name: str, seed: int | None) -> Any:
+    """A new random generator for a (normalized) device: ``numpy.random.default_rng(seed)`` on the CPU, CuPy's
+    ``default_rng(seed)`` created on that GPU otherwise."""
+    if name == "cpu":
+        return np.random.default_rng(seed)
+    with _cupy.cuda.Device(device_index(name)):  # pragma: no cover - needs a GPU
+        return _cupy.random.default_rng(seed)
 
 
 def get_array_module(x: Any) -> Any:
@@ -197,7 +247,7 @@ def to_device(array: Any, device: str) -> Any:
     """Copy ``array`` to ``device`` (already normalized) if it is not there; no copy otherwise."""
     if device == "cpu":
         return to_numpy(array)
-    index = int(device.split(":")[1])
+    index = device_index(device)
     if isinstance(array, _cupy.ndarray) and array.device.id == index:
         return array
     with _cupy.cuda.Device(index):

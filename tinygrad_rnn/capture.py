@@ -72,10 +72,10 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import ops as _ops
-from tinygrad_rnn.backend import get_array_module
+from tinygrad_rnn.backend import get_array_module, scatter_add
 from tinygrad_rnn.tensor import Function, Tensor, _Edge
 
-_tm = sys.modules["tinygrad_rnn.tensor"]  # the module (the package's name `tensor` is the creation function)
+_tm: Any = sys.modules["tinygrad_rnn.tensor"]  # the module (the package's name `tensor` is the creation function)
 
 __all__ = ["CaptureError", "Captured", "capture"]
 
@@ -85,7 +85,8 @@ class CaptureError(RuntimeError):
 
 
 def _is_array(x: Any) -> bool:
-    return isinstance(x, np.ndarray) or (type(x).__module__.startswith("cupy") and hasattr(x, "__cuda_array_interface__"))
+    return isinstance(x, np.ndarray) or (
+        type(x).__module__.startswith("cupy") and hasattr(x, "__cuda_array_interface__"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class _Slot:
     _ids = itertools.count()
 
     def __init__(self, kind: str, shape: Any, dtype: Any, xp: Any, perm: Any = None, proto: Any = None,
-                 base: _Slot | None = None, fn: Any = None, ref: Any = None):
+                 base: Any = None, fn: Any = None, ref: Any = None):
         self.kind, self.shape, self.dtype, self.xp = kind, tuple(shape), np.dtype(dtype), xp
         self.perm = tuple(range(len(self.shape))) if perm is None else tuple(perm)
         self.proto = _proto(self.shape, self.dtype, self.perm) if proto is None else proto
@@ -224,10 +225,10 @@ def _embedding_fwd(weight: Any, indices: Any, out: Any) -> None:
 
 def _embedding_bwd(g: Any, indices: Any, out: Any) -> None:
     out.fill(0)
-    _ops._scatter_add(out, indices.reshape(-1), g.reshape(-1, out.shape[1]))
+    scatter_add(out, indices.reshape(-1), g.reshape(-1, out.shape[1]))
 
 
-def _generic_fwd(cls: type, attrs: dict, holder: _Box | None, n_in: int, options: dict, *arrays: Any) -> None:
+def _generic_fwd(cls: Any, attrs: dict, holder: _Box | None, n_in: int, options: dict, *arrays: Any) -> None:
     """Any op without a lowering: a fresh instance's forward, its output(s) copied into the buffers."""
     f = cls.__new__(cls)
     f.__dict__.update(attrs)
@@ -237,7 +238,7 @@ def _generic_fwd(cls: type, attrs: dict, holder: _Box | None, n_in: int, options
         raise _tm.OpError(f"{f.name}: {exc}") from exc
     outs = arrays[n_in:]
     if type(result) is tuple:
-        for o, r in zip(outs, result):
+        for o, r in zip(outs, result, strict=False):
             get_array_module(o).copyto(o, r)
     else:
         get_array_module(outs[0]).copyto(outs[0], result)
@@ -252,7 +253,7 @@ def _generic_bwd(holder: _Box, n_out: int, targets: tuple, *arrays: Any) -> None
     grads = f.backward(arrays[0]) if n_out == 1 else f.backward(*arrays[:n_out])
     if type(grads) is not tuple:
         grads = (grads,)
-    for g, (out, shape, dtype) in zip(grads, targets):
+    for g, (out, shape, _dtype) in zip(grads, targets, strict=False):
         if out is None:
             continue
         if g is None:
@@ -264,7 +265,7 @@ def _generic_bwd(holder: _Box, n_out: int, targets: tuple, *arrays: Any) -> None
 
 
 def _generic_bwd_targets(holder: _Box, n_out: int, shapes: tuple, *arrays: Any) -> None:
-    targets = tuple((out, shape, dtype) for out, (shape, dtype) in zip(arrays[n_out:], shapes))
+    targets = tuple((out, shape, dtype) for out, (shape, dtype) in zip(arrays[n_out:], shapes, strict=False))
     _generic_bwd(holder, n_out, targets, *arrays[:n_out])
 
 
@@ -348,7 +349,7 @@ class _Recorder:
         array = t.array
         known = self.arrays.get(id(array))
         if known is not None:
-            slot = known[1]
+            slot: Any = known[1]
             if slot.kind == "arg":
                 self.arg_used[slot.ref] = True
             return slot
@@ -448,7 +449,7 @@ class _Recorder:
                 "default_rng) would be the same at every replay; draw them outside and pass them as arguments "
                 "(dropout is an op and is fine)")
 
-    def apply(self, cls: type, inputs: tuple, options: dict) -> Any:
+    def apply(self, cls: Any, inputs: tuple, options: dict) -> Any:
         _tm._recorder = None
         self.in_op = True
         try:
@@ -466,7 +467,7 @@ class _Recorder:
             out_slots, state = lower[0](self, in_slots, opts, out_arrays, fn)
         else:
             out_slots, state = _generic_forward(self, cls, in_slots, opts, out_arrays, fn)
-        for array, slot in zip(out_arrays, out_slots):
+        for array, slot in zip(out_arrays, out_slots, strict=False):
             slot.scalar = isinstance(array, np.generic)
             self.register(array, slot)
         if fn is not None:
@@ -488,7 +489,8 @@ class _Recorder:
         finally:
             _tm._recorder = self
         for key, (t, _, _) in list(self.grad_snapshots.items()):
-            self.grad_snapshots[key] = (t, t.grad.array, t.grad.array.copy())
+            tgrad: Any = t.grad
+            self.grad_snapshots[key] = (t, tgrad.array, tgrad.array.copy())
 
     def acc_leaf(self, t: Tensor, g: _Slot) -> None:
         index = self.arg_tensors.get(id(t))
@@ -501,11 +503,11 @@ class _Recorder:
     def _symbolic_backward(self, root: Tensor, root_fn: Function, gslot: _Slot) -> None:
         """The engine's walk (tensor._run_backward), on slots: writes the backward program."""
         order = _tm._topological_order(root_fn)
-        pending: dict[Function, Any] = {}
+        pending: dict[Any, Any] = {}
         if root_fn.n_outputs == 1:
             pending[root_fn] = gslot
         else:
-            slots = [None] * root_fn.n_outputs
+            slots: Any = [None] * root_fn.n_outputs
             slots[root._index] = gslot
             pending[root_fn] = slots
         owned: set[int] = set()
@@ -532,7 +534,7 @@ class _Recorder:
                 in_grads, final = lower[1](self, fn, in_slots, out_slots, state, grads_out), False
             else:
                 in_grads, final = _generic_backward(self, fn, in_slots, out_slots, state, grads_out), True
-            for parent, g in zip(fn.parents, in_grads):
+            for parent, g in zip(fn.parents, in_grads, strict=False):
                 if g is None or not parent.requires_grad:
                     continue
                 if not final:
@@ -643,11 +645,12 @@ def _generic_forward(rec: _Recorder, cls: type, in_slots: list, opts: dict, outs
 def _generic_backward(rec: _Recorder, fn: Function, in_slots: list, out_slots: list, state: Any,
                       grads: list) -> list:
     holder, opts = state
-    targets = []
+    targets: list[_Slot | None] = []
     shapes = []
-    for parent, slot in zip(fn.parents, in_slots):
+    for parent, slot in zip(fn.parents, in_slots, strict=False):
         if parent.requires_grad:
-            t = _Slot("buf", parent.shape, parent.dtype, slot.xp, perm=slot.perm if slot.shape == parent.shape else None)
+            perm = slot.perm if slot.shape == parent.shape else None
+            t = _Slot("buf", parent.shape, parent.dtype, slot.xp, perm=perm)
             targets.append(t)
         else:
             targets.append(None)
@@ -660,7 +663,7 @@ def _generic_backward(rec: _Recorder, fn: Function, in_slots: list, out_slots: l
 
 
 def _needs(fn: Function) -> tuple[bool, ...]:
-    return tuple(p.requires_grad for p in fn.parents)
+    return fn.needs_input_grad
 
 
 def _f_binary(name: str) -> Callable:
@@ -854,8 +857,8 @@ def _f_split(rec, ins, opts, outs, fn):
     axis = opts["axis"]
     edges = [0, *opts["bounds"], a.shape[axis]]
     before = (slice(None),) * axis
-    slots = [rec.view(a, lambda x, i=(*before, slice(s, e)): x[i]) for s, e in zip(edges, edges[1:])]
-    return slots, (axis, tuple(e - s for s, e in zip(edges, edges[1:])))
+    slots = [rec.view(a, lambda x, i=(*before, slice(s, e)): x[i]) for s, e in zip(edges, edges[1:], strict=False)]
+    return slots, (axis, tuple(e - s for s, e in zip(edges, edges[1:], strict=False)))
 
 
 def _zeros_const(rec, shape, dtype, xp) -> _Slot:
@@ -867,7 +870,7 @@ def _b_split(rec, fn, ins, outs, state, grads):
     axis, sizes = state
     a = ins[0]
     full = []
-    for g, o in zip(grads, outs):
+    for g, o in zip(grads, outs, strict=False):
         full.append(g if g is not None else _zeros_const(rec, o.shape, a.dtype, a.xp))
     out = rec.buf(a.shape, np.result_type(*[f.dtype for f in full]), a.xp)
     rec.emit(_concat_out, full, axis, out)
@@ -1028,7 +1031,7 @@ class _Arena:
     def alloc(self, nbytes: int) -> int:
         need = max(64, -(-nbytes // 64) * 64)
         best = None
-        for k, (offset, size) in enumerate(self.free_list):
+        for k, (_offset, size) in enumerate(self.free_list):
             if size >= need:
                 best = k
                 break
@@ -1201,7 +1204,7 @@ class _Program:
 
     def _bind_args(self, arrays: list) -> None:
         changed = False
-        for i, (new, slot) in enumerate(zip(arrays, self.arg_slots)):
+        for i, (new, slot) in enumerate(zip(arrays, self.arg_slots, strict=False)):
             if new is self.arg_bufs[i]:
                 continue
             if new.strides != slot.proto.strides or get_array_module(new) is not slot.xp:

@@ -151,7 +151,7 @@ class StopRequests:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> "StopRequests":
+    def __enter__(self) -> StopRequests:
         try:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handler)

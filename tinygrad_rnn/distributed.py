@@ -62,7 +62,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from tinygrad_rnn.backend import get_array_module, to_device, to_numpy
+from tinygrad_rnn.backend import cuda_module, device_index, get_array_module, nccl_module, to_device, to_numpy
 from tinygrad_rnn.tensor import Tensor
 
 __all__ = [
@@ -275,12 +275,10 @@ def _nccl_communicator(device: str, comm: Any) -> Any:
     """One NCCL communicator per device and MPI communicator, set up over MPI on first use (unverified)."""
     key = f"{device}/{comm.py2f()}"
     if key not in _world.nccl:
-        import cupy
-        from cupy.cuda import nccl
-
+        cupy, nccl = cuda_module(), nccl_module()
         unique_id = nccl.get_unique_id() if comm.Get_rank() == 0 else None
         unique_id = comm.bcast(unique_id, root=0)
-        with cupy.cuda.Device(int(device.split(":")[1])):
+        with cupy.cuda.Device(device_index(device)):
             _world.nccl[key] = nccl.NcclCommunicator(comm.Get_size(), unique_id, comm.Get_rank())
     return _world.nccl[key]
 
@@ -294,9 +292,7 @@ def _allreduce_flat(flat: Any, comm: Any, gpu_backend: str) -> Any:
         return flat
     device = f"cuda:{flat.device.id}"
     if gpu_backend == "nccl":  # the buffer stays on the GPU
-        import cupy
-        from cupy.cuda import nccl
-
+        cupy, nccl = cuda_module(), nccl_module()
         if str(flat.dtype) not in _NCCL_TYPES:
             raise TypeError(f"allreduce_gradients: NCCL cannot reduce {flat.dtype} buffers")
         with cupy.cuda.Device(flat.device.id):
@@ -344,7 +340,7 @@ def broadcast_parameters(params: Any, root: int = 0, bucket_cap_mb: float = 25.0
     else:
         tensors = list(params)
     arrays = [_array(t) for t in tensors]
-    for t, a in zip(tensors, arrays):
+    for t, a in zip(tensors, arrays, strict=False):
         if not hasattr(a, "dtype") or not hasattr(a, "shape"):
             raise TypeError(f"broadcast_parameters: expected Tensors or arrays, got {type(t).__name__}")
     if comm.Get_size() == 1 or not arrays:
@@ -420,7 +416,7 @@ def allreduce_gradients(parameters: Iterable[Tensor], average: bool = True, weig
     if average and not total_weight > 0:
         raise ValueError("allreduce_gradients: the weights of all ranks sum to 0")
     scale = (1.0 if weight is None else float(weight)) / total_weight if average else 1.0
-    present = [p for p, n in zip(params, header[1:]) if n > 0]
+    present = [p for p, n in zip(params, header[1:], strict=False) if n > 0]
     for p in present:
         if p.grad is None:  # no gradient here, but on another rank: it counts as zero here
             xp = get_array_module(p.array)
@@ -652,10 +648,8 @@ def device_for_rank(device: str) -> str:
     per rank when there are enough); ``"cpu"`` and explicit ``"cuda:N"`` stay as they are."""
     if device.strip().lower() != "cuda":
         return device
-    from tinygrad_rnn.backend import _cupy, normalize_device
-
-    normalize_device("cuda")  # a clear DeviceError without CuPy or a GPU
-    return f"cuda:{local_rank() % _cupy.cuda.runtime.getDeviceCount()}"
+    cupy = cuda_module()  # a clear DeviceError without CuPy or a GPU
+    return f"cuda:{local_rank() % cupy.cuda.runtime.getDeviceCount()}"
 
 
 def mpiexec_command(n: int, args: Sequence[str], python: str | None = None) -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from tinygrad_rnn import ops
 from tinygrad_rnn.backend import get_array_module
-from tinygrad_rnn.tensor import OpError, Tensor
+from tinygrad_rnn.tensor import OpError, Tensor, as_tensor
 
 __all__ = ["check_dropout_probability", "linear", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss",
            "l1_loss", "dropout", "sigmoid", "tanh", "relu", "embedding", "pad", "one_hot", "binary_cross_entropy",
@@ -112,7 +112,7 @@ def nll_loss(input: Tensor, target: Any, weight: Any = None, size_average: Any =
     if t.dtype.kind not in "iu":
         raise OpError(f"cross_entropy/nll_loss: target must hold integer class indices, got dtype {t.dtype}")
     if weight is None:  # one op (tinygrad_rnn.capture replays it on new targets)
-        out = ops.NLLLoss.apply(log_probs, Tensor._wrap(t), reduction=reduction, ignore_index=ignore_index)
+        out = ops.NLLLoss.apply(log_probs, as_tensor(t), reduction=reduction, ignore_index=ignore_index)
         return out.reshape(out_shape) if reduction == "none" else out
     n, c = log_probs.shape
     valid = t != ignore_index
@@ -228,7 +228,7 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     n = int(data.max()) + 1 if num_classes == -1 else int(num_classes)
     if data.size and (int(data.min()) < 0 or int(data.max()) >= n):
         raise OpError(f"one_hot: class values must lie in [0, {n})")
-    return Tensor._wrap((data[..., None] == xp.arange(n)).astype(np.int64))
+    return as_tensor((data[..., None] == xp.arange(n)).astype(np.int64))
 
 
 def mse_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,  # noqa: A002

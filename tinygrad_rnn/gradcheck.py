@@ -7,13 +7,14 @@ error of central differences is O(ε²), so with float64 and ε = 1e-6 the two a
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn.backend import get_array_module, to_numpy
+from tinygrad_rnn.backend import to_numpy
 from tinygrad_rnn.numerics import central_differences
-from tinygrad_rnn.tensor import Tensor, no_grad
+from tinygrad_rnn.tensor import Tensor, no_grad, tensor
 
 __all__ = ["GradcheckError", "numerical_gradient", "gradcheck"]
 
@@ -25,7 +26,7 @@ class GradcheckError(AssertionError):
 def _scalar_loss(fn: Callable[..., Any], inputs: Sequence[Tensor], upstream: list[np.ndarray]) -> float:
     outs = fn(*inputs)
     outs = outs if isinstance(outs, (tuple, list)) else (outs,)
-    return float(sum(np.sum(to_numpy(o.array) * v) for o, v in zip(outs, upstream)))
+    return float(sum(np.sum(to_numpy(o.array) * v) for o, v in zip(outs, upstream, strict=False)))
 
 
 def numerical_gradient(fn: Callable[..., Any], inputs: Sequence[Tensor], upstream: list[np.ndarray],
@@ -68,14 +69,13 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Tensor], eps: float = 1e-
     upstream = [rng.standard_normal(o.shape) for o in outs]
     for t in checked:
         t.grad = None
-    total = None
-    for o, v in zip(outs, upstream):
-        xp = get_array_module(o.array)
-        term = (o * Tensor._wrap(xp.asarray(v, dtype=o.dtype))).sum()
+    total: Any = None
+    for o, v in zip(outs, upstream, strict=False):
+        term = (o * tensor(v, dtype=o.dtype, device=o.device)).sum()
         total = term if total is None else total + term
     total.backward()
     numeric = numerical_gradient(fn, checked, upstream, eps)
-    for index, (t, num) in enumerate(zip(checked, numeric)):
+    for index, (t, num) in enumerate(zip(checked, numeric, strict=False)):
         analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.array)
         err = np.abs(analytic - num)
         bad = err > atol + rtol * np.abs(num)

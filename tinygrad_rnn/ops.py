@@ -5,6 +5,13 @@ as the output); the backward returns ``∂L/∂input`` for each input. Gradients
 summed back to the input's shape by the engine (:func:`tinygrad_rnn.tensor.sum_to`), so the formulas below
 are written for equal shapes.
 
+Where an op's public entry points live (one rule for every op): its ``Function`` subclass here, and one
+module-level function here (``tanh``, ``sum``, ``split``, ...) that validates arguments and calls
+``apply``. ``Tensor`` methods call that function; ``tinygrad_rnn``, ``tinygrad_rnn.functional`` and
+``nn.functional`` re-export it under the same name (PyTorch's aliases such as ``cat``/``concat`` are the
+same object); composites of several ops live in :mod:`tinygrad_rnn.functional`. A new op therefore
+touches this module (class + function + ``__all__``), plus one line per namespace that exports it.
+
 Every public function here takes Tensors (or, for binary ops, Python scalars and NumPy/CuPy arrays on
 either side) and returns Tensors. Binary ops promote dtypes by NumPy 2's rules (NEP 50): a Python scalar
 takes the tensor's dtype, float32 with float64 gives float64.
@@ -12,17 +19,36 @@ takes the tensor's dtype, float32 with float64 gives float64.
 
 from __future__ import annotations
 
-import builtins
 import collections
 import itertools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from tinygrad_rnn import numerics
-from tinygrad_rnn.backend import get_array_module, to_device, to_numpy
 from tinygrad_rnn import tensor as _tape
+from tinygrad_rnn.backend import get_array_module, scatter_add, to_device, to_numpy
 from tinygrad_rnn.tensor import Function, OpError, OpTypeError, Tensor, _check_numeric_dtype, _defaults, _sizes
+
+__all__ = [
+    # arithmetic
+    "Add", "Sub", "Mul", "Div", "Pow", "PowScalar", "Neg", "MatMul", "AddMM",
+    "add", "sub", "mul", "div", "pow", "neg", "matmul", "addmm", "compare", "equal", "isclose", "allclose",
+    # elementwise
+    "Exp", "Log", "Sqrt", "Tanh", "Sigmoid", "ReLU", "Abs", "Clip", "Cast", "ToDevice",
+    "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clip", "cast",
+    # reductions
+    "Sum", "Mean", "Max", "Maximum", "sum", "mean", "var", "std", "return_types", "max", "min", "amax", "amin",
+    "argmax", "argmin", "maximum", "minimum", "Gather", "gather", "topk", "sort", "multinomial",
+    # shapes and indexing
+    "Reshape", "Permute", "Expand", "GetItem", "Concat", "Stack", "Split", "Unbind", "Where", "Embedding",
+    "Repeat", "Clone", "Pad", "reshape", "permute", "transpose", "expand", "squeeze", "unsqueeze", "flatten",
+    "repeat", "clone", "pad", "getitem", "concat", "cat", "concatenate", "stack", "split", "chunk", "unbind",
+    "where", "embedding",
+    # losses, dropout, masks
+    "LogSoftmax", "log_softmax", "softmax", "NLLLoss", "Dropout", "LengthMask",
+]
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
@@ -108,7 +134,7 @@ def _normalize_axes(axis: Any, ndim: int, name: str = "") -> tuple[int, ...]:
         axes = axis
     else:
         raise OpTypeError(f"{prefix}dim must be an int or a tuple of ints, got {axis!r} ({type(axis).__name__})")
-    n = builtins.max(ndim, 1)
+    n = ndim or 1
     out = []
     for a in axes:
         if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
@@ -156,21 +182,10 @@ def _one_dim(name: str, dim: Any, ndim: int) -> int:
     """
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)):
         raise OpTypeError(f"{name}: dim must be an int, got {dim!r}")
-    n = builtins.max(ndim, 1)
+    n = ndim or 1
     if not -n <= dim < n:
         raise OpError(f"{name}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
     return int(dim) % n
-
-
-def _scatter_add(target: Any, index: Any, values: Any) -> None:
-    """``target[index] += values`` where repeated indices add up (``np.add.at`` / ``cupyx.scatter_add``)."""
-    xp = get_array_module(target)
-    if xp is np:
-        np.add.at(target, index, values)
-    else:  # pragma: no cover - needs a GPU
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -206,7 +221,7 @@ class Mul(Function):
         return a * b
 
     def backward(self, g):
-        a_needs, b_needs = self.parents[0].requires_grad, self.parents[1].requires_grad
+        a_needs, b_needs = self.needs_input_grad
         return (g * self.b if a_needs else None), (g * self.a if b_needs else None)
 
 
@@ -218,7 +233,7 @@ class Div(Function):
         return a / b
 
     def backward(self, g):
-        a_needs, b_needs = self.parents[0].requires_grad, self.parents[1].requires_grad
+        a_needs, b_needs = self.needs_input_grad
         ga = g / self.b if a_needs else None
         gb = -g * self.a / (self.b * self.b) if b_needs else None
         return ga, gb
@@ -241,9 +256,9 @@ class Pow(Function):
         a, b = self.a, self.b
         ga = gb = None
         with np.errstate(divide="ignore", invalid="ignore"):
-            if self.parents[0].requires_grad:
+            if self.needs_input_grad[0]:
                 ga = g * xp.where(b == 0, 0, b * a ** (b - 1))
-            if self.parents[1].requires_grad:
+            if self.needs_input_grad[1]:
                 gb = g * xp.where((a == 0) & (b >= 0), 0, self.out * xp.log(a))
         return ga, gb
 
@@ -299,7 +314,8 @@ class MatMul(Function):
                 out = a @ b
         except ValueError:  # say why in our words (checked only when the backend refused)
             if a.ndim == 0 or b.ndim == 0:
-                raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}")
+                raise ValueError(
+                    f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}") from None
             k_a = a.shape[-1]
             k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
             if k_a != k_b:
@@ -315,8 +331,8 @@ class MatMul(Function):
     def backward(self, g):
         a, b = self.a, self.b
         if a.ndim == 2 and b.ndim == 2:  # the common case: (n, k) @ (k, m)
-            ga = g @ b.T if self.parents[0].requires_grad else None
-            gb = a.T @ g if self.parents[1].requires_grad else None
+            ga = g @ b.T if self.needs_input_grad[0] else None
+            gb = a.T @ g if self.needs_input_grad[1] else None
             return ga, gb
         xp = get_array_module(g)
         if a.ndim == 1 and b.ndim == 1:
@@ -333,11 +349,11 @@ class MatMul(Function):
         if b.ndim == 1:
             g2 = xp.expand_dims(g2, -1)
         ga = gb = None
-        if self.parents[0].requires_grad:
+        if self.needs_input_grad[0]:
             ga = g2 @ xp.swapaxes(b2, -1, -2)
             if a.ndim == 1:
                 ga = ga[..., 0, :]
-        if self.parents[1].requires_grad:
+        if self.needs_input_grad[1]:
             gb = xp.swapaxes(a2, -1, -2) @ g2
             if b.ndim == 1:
                 gb = gb[..., 0]
@@ -351,9 +367,9 @@ class MatMul(Function):
         a, b = self.a, self.b
         k = a.shape[-1]
         ga = gb = None
-        if self.parents[0].requires_grad:  # b 1-D: ga[..., n, k] = g[..., n] b[k]
+        if self.needs_input_grad[0]:  # b 1-D: ga[..., n, k] = g[..., n] b[k]
             ga = (g.reshape(-1, b.shape[1]) @ b.T).reshape(a.shape) if b.ndim == 2 else g[..., None] * b
-        if self.parents[1].requires_grad:
+        if self.needs_input_grad[1]:
             flat_a = a.reshape(-1, k)
             gb = flat_a.T @ (g.reshape(-1, b.shape[1]) if b.ndim == 2 else g.reshape(-1))
         return ga, gb
@@ -362,11 +378,11 @@ class MatMul(Function):
         a, b = self.a, self.b
         n, k = a.shape
         ga = gb = None
-        if self.parents[0].requires_grad:  # Σ over the batch of g_i @ b_iᵀ as one (n, B·m) @ (B·m, k) product
+        if self.needs_input_grad[0]:  # Σ over the batch of g_i @ b_iᵀ as one (n, B·m) @ (B·m, k) product
             g_cols = xp.moveaxis(g, -2, 0).reshape(n, -1)
             b_cols = xp.moveaxis(xp.broadcast_to(b, g.shape[:-2] + b.shape[-2:]), -2, 0).reshape(k, -1)
             ga = g_cols @ b_cols.T
-        if self.parents[1].requires_grad:
+        if self.needs_input_grad[1]:
             gb = a.T @ g
         return ga, gb
 
@@ -396,14 +412,15 @@ class AddMM(Function):
                 if out.shape != (a.shape[0], b.shape[1]):
                     raise ValueError
         except ValueError:
-            raise ValueError(f"c of shape {c.shape} does not broadcast to (n, m) = {(a.shape[0], b.shape[1])}") from None
+            raise ValueError(
+                f"c of shape {c.shape} does not broadcast to (n, m) = {(a.shape[0], b.shape[1])}") from None
         self.a, self.b = a, b
         return out
 
     def backward(self, g):
-        gc = g if self.parents[0].requires_grad else None
-        ga = g @ self.b.T if self.parents[1].requires_grad else None
-        gb = self.a.T @ g if self.parents[2].requires_grad else None
+        gc = g if self.needs_input_grad[0] else None
+        ga = g @ self.b.T if self.needs_input_grad[1] else None
+        gb = self.a.T @ g if self.needs_input_grad[2] else None
         return gc, ga, gb
 
 
@@ -519,7 +536,8 @@ def allclose(a: Tensor, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_
     try:
         return bool(isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan).array.all())
     except ValueError as exc:
-        raise OpError(f"allclose: shapes {tuple(a.shape)} and {tuple(getattr(b, 'shape', ()))} do not broadcast ({exc})") from None
+        raise OpError(f"allclose: shapes {tuple(a.shape)} and {tuple(getattr(b, 'shape', ()))} do not broadcast "
+                      f"({exc})") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -720,7 +738,7 @@ def clip(a: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 -
         if bound is not None and (isinstance(bound, (bool, np.bool_))
                                   or not isinstance(bound, (int, float, np.integer, np.floating))):
             raise OpTypeError(f"clip: min and max must be real numbers or None, got {bound!r}")
-    if a.array.dtype.kind != "f" and builtins.any(isinstance(b, (float, np.floating)) for b in (min, max)):
+    if a.array.dtype.kind != "f" and (isinstance(min, (float, np.floating)) or isinstance(max, (float, np.floating))):
         a = _floating(a)
     elif a.array.dtype.kind in "iu":
         info = np.iinfo(a.array.dtype)
@@ -850,7 +868,7 @@ def var(a: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: Any =
     axes = _normalize_axes(dim, a.ndim, "var/std")
     n = int(np.prod([a.shape[i] for i in axes])) if axes else 1
     centred = a - mean(a, axes, keepdim=True)
-    return sum(centred * centred, axes, keepdim=keep) / builtins.max(n - correction, 0)
+    return sum(centred * centred, axes, keepdim=keep) / (n - correction if n > correction else 0)
 
 
 def std(a: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: Any = None, *, correction: Any = None,
@@ -929,12 +947,14 @@ def min(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None,  #
 def amax(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
     """Maximum over ``dim`` (None: all; an int or a tuple) as a tensor; ties share the gradient evenly
     (``torch.amax``, see :class:`Max`)."""
-    return Max.apply(a, axis=_all_if_empty(_dim("amax", dim, axis)), keepdims=_keep("amax", keepdim, keepdims), mode="max")
+    return Max.apply(a, axis=_all_if_empty(_dim("amax", dim, axis)), keepdims=_keep("amax", keepdim, keepdims),
+                     mode="max")
 
 
 def amin(a: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
     """Minimum over ``dim`` as a tensor; ties share the gradient evenly (``torch.amin``, see :class:`Max`)."""
-    return Max.apply(a, axis=_all_if_empty(_dim("amin", dim, axis)), keepdims=_keep("amin", keepdim, keepdims), mode="min")
+    return Max.apply(a, axis=_all_if_empty(_dim("amin", dim, axis)), keepdims=_keep("amin", keepdim, keepdims),
+                     mode="min")
 
 
 def _arg_extremum(name: str, a: Tensor, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
@@ -983,8 +1003,8 @@ class Maximum(Function):
         wins = (a > b) if self.mode == "max" else (a < b)
         tie = (a == b).astype(g.dtype) * g.dtype.type(0.5)
         share_a = wins.astype(g.dtype) + tie
-        ga = g * share_a if self.parents[0].requires_grad else None
-        gb = g * (1 - share_a) if self.parents[1].requires_grad else None
+        ga = g * share_a if self.needs_input_grad[0] else None
+        gb = g * (1 - share_a) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -1027,7 +1047,7 @@ class Gather(Function):
         if not self.where:
             return g
         grad = get_array_module(g).zeros(self.input_shape, dtype=g.dtype)
-        _scatter_add(grad, self.where, g)
+        scatter_add(grad, self.where, g)
         return grad
 
 
@@ -1158,7 +1178,7 @@ class GetItem(Function):
         xp = get_array_module(g)
         grad = xp.zeros(self.input_shape, dtype=g.dtype)
         if self.advanced:
-            _scatter_add(grad, self.index, g)
+            scatter_add(grad, self.index, g)
         else:
             grad[self.index] = g
         return grad
@@ -1190,7 +1210,7 @@ class Stack(Function):
 
     def backward(self, g):
         before = (slice(None),) * self.axis
-        return tuple(g[(*before, i)] for i in range(g.shape[self.axis]))  # views, no copies
+        return tuple(g[before + (i,)] for i in range(g.shape[self.axis]))  # views, no copies
 
 
 class Split(Function):
@@ -1202,14 +1222,14 @@ class Split(Function):
     def forward(self, a, bounds, axis):
         self.axis, self.input_shape, self.input_dtype = axis, a.shape, a.dtype
         edges = [0, *bounds, a.shape[axis]]
-        self.sizes = tuple(stop - start for start, stop in zip(edges, edges[1:]))
+        self.sizes = tuple(stop - start for start, stop in zip(edges, edges[1:], strict=False))
         before = (slice(None),) * axis
-        return tuple(a[(*before, slice(start, stop))] for start, stop in zip(edges, edges[1:]))
+        return tuple(a[before + (slice(start, stop),)] for start, stop in zip(edges, edges[1:], strict=False))
 
     def backward(self, *grads):
         xp = get_array_module(next(g for g in grads if g is not None))
         full = []
-        for g, size in zip(grads, self.sizes):
+        for g, size in zip(grads, self.sizes, strict=False):
             if g is None:
                 shape = list(self.input_shape)
                 shape[self.axis] = size
@@ -1228,7 +1248,7 @@ class Unbind(Function):
     def forward(self, a, axis):
         self.axis, self.input_shape, self.input_dtype = axis, a.shape, a.dtype
         before = (slice(None),) * axis
-        return tuple(a[(*before, i)] for i in range(a.shape[axis]))  # views of a, no copies
+        return tuple(a[before + (i,)] for i in range(a.shape[axis]))  # views of a, no copies
 
     def backward(self, *grads):
         some = next(g for g in grads if g is not None)
@@ -1260,8 +1280,8 @@ class Where(Function):
     def backward(self, g):
         xp = get_array_module(g)
         zero = xp.zeros((), dtype=g.dtype)
-        ga = xp.where(self.condition, g, zero) if self.parents[0].requires_grad else None
-        gb = xp.where(self.condition, zero, g) if self.parents[1].requires_grad else None
+        ga = xp.where(self.condition, g, zero) if self.needs_input_grad[0] else None
+        gb = xp.where(self.condition, zero, g) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -1286,7 +1306,7 @@ class Embedding(Function):
     def backward(self, g):
         xp = get_array_module(g)
         grad = xp.zeros(self.input_shape, dtype=g.dtype)
-        _scatter_add(grad, self.indices.reshape(-1), g.reshape(-1, self.input_shape[1]))
+        scatter_add(grad, self.indices.reshape(-1), g.reshape(-1, self.input_shape[1]))
         return grad
 
 
@@ -1299,7 +1319,8 @@ def _put_along_axis(target: Any, index: Any, values: Any, axis: int) -> None:
     else:  # pragma: no cover - an older CuPy
         shape = [1] * target.ndim
         shape[axis] = target.shape[axis]
-        xp.copyto(target, xp.asarray(values, dtype=target.dtype), where=xp.arange(target.shape[axis]).reshape(shape) == index)
+        xp.copyto(target, xp.asarray(values, dtype=target.dtype),
+                  where=xp.arange(target.shape[axis]).reshape(shape) == index)
 
 
 class LogSoftmax(Function):
@@ -1447,7 +1468,7 @@ class Repeat(Function):
         return get_array_module(a).tile(a.reshape(shape), repeats)
 
     def backward(self, g):
-        split = [n for pair in zip(self.repeats, self.padded_shape) for n in pair]
+        split = [n for pair in zip(self.repeats, self.padded_shape, strict=False) for n in pair]
         return g.reshape(split).sum(axis=tuple(range(0, len(split), 2))).reshape(self.input_shape)
 
 
@@ -1484,7 +1505,7 @@ class Pad(Function):
     """Constant padding: ``pad`` is ``((before, after), ...)`` per axis. Backward: the middle of ``g``."""
 
     def forward(self, a, pad, value):
-        self.middle = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad, a.shape))
+        self.middle = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad, a.shape, strict=False))
         return get_array_module(a).pad(a, pad, mode="constant", constant_values=value)
 
     def backward(self, g):
@@ -1592,8 +1613,9 @@ def split(a: Tensor, split_size_or_sections: Any, dim: int | None = None, *, axi
         sizes = [size] * (n // size) + ([n % size] if n % size else []) if size else [0]
     else:
         sizes = list(_sizes("split", tuple(split_size_or_sections)))
-        if builtins.sum(sizes) != n:
-            raise OpError(f"split: sizes {sizes} sum to {builtins.sum(sizes)}, but axis {axis} of {a.shape} has {n}")
+        total = int(np.sum(np.asarray(sizes, dtype=np.int64)))
+        if total != n:
+            raise OpError(f"split: sizes {sizes} sum to {total}, but axis {axis} of {a.shape} has {n}")
     bounds = list(itertools.accumulate(sizes[:-1]))
     return Split.apply(a, bounds=bounds, axis=axis)
 
@@ -1612,7 +1634,7 @@ def chunk(a: Tensor, chunks: int, dim: int | None = None, *, axis: int | None = 
         raise OpError("chunk: a 0-d tensor cannot be chunked")
     dim = _dim("chunk", dim, axis, 0)
     n = a.shape[_one_dim("chunk", dim, a.ndim)]
-    return split(a, builtins.max(1, -(-n // chunks)), dim)
+    return split(a, -(-n // chunks) or 1, dim)
 
 
 def unbind(a: Tensor, dim: int | None = None, *, axis: int | None = None) -> tuple[Tensor, ...]:

@@ -239,7 +239,7 @@ def save(obj: Any, f: str | os.PathLike[str] | BinaryIO, *, metadata: Mapping[st
         FileNotFoundError: the target folder does not exist. OSError: the write failed (nothing is left behind).
         CheckpointError: ``obj`` contains itself, or an object that can be neither stored nor pickled.
     """
-    arrays = _encode(obj, metadata)
+    arrays: dict[str, Any] = _encode(obj, metadata)
     if hasattr(f, "write"):
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
@@ -306,6 +306,7 @@ def _open_archive(f: Any, name: str) -> tuple[dict[str, np.ndarray], dict[str, A
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise CheckpointError(f"load: {name} is a single .npy array, not a checkpoint (use numpy.load)")
         with archive:
+            assert archive.zip is not None  # (an NpzFile always holds its zip)
             raw_names = archive.zip.namelist()
             if any(not n.endswith(".npy") for n in raw_names):
                 raise CheckpointError(f"load: {name} is not a tinygrad_rnn checkpoint (a ZIP archive with other "
@@ -466,7 +467,7 @@ class _Decoder:
         if kind in ("dict", "ordereddict"):
             keys = [self.key(k) for k in n["keys"]]
             values = [self.node(v) for v in n["values"]]
-            return (OrderedDict if kind == "ordereddict" else dict)(zip(keys, values))
+            return (OrderedDict if kind == "ordereddict" else dict)(zip(keys, values, strict=False))
         if kind == "list":
             return [self.node(v) for v in n["items"]]
         if kind == "tuple":

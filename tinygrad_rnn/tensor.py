@@ -28,6 +28,7 @@ this file: ``ops`` builds on ``Function`` and ``Tensor``, and ``Tensor`` calls i
 
 from __future__ import annotations
 
+import builtins
 import collections
 import contextlib
 import functools
@@ -37,7 +38,8 @@ import os
 import threading
 import traceback
 import weakref
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,12 +50,14 @@ from tinygrad_rnn.backend import (
     get_array_module,
     is_torch_tensor,
     normalize_device,
+    random_generator,
     to_device,
     to_numpy,
 )
 
 __all__ = [
-    "Tensor", "Size", "Function", "OpError", "OpTypeError", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
+    "Tensor", "Size", "Function", "OpError", "OpTypeError", "no_grad", "enable_grad", "set_grad_enabled",
+    "inference_mode",
     "is_grad_enabled", "detect_anomaly", "sum_to", "tensor", "as_tensor", "from_numpy", "is_tensor", "numel",
     "zeros", "ones", "full", "empty", "eye", "zeros_like", "ones_like", "full_like", "empty_like", "arange",
     "linspace", "randn", "rand", "randint", "randn_like", "rand_like", "randperm", "manual_seed", "initial_seed",
@@ -275,9 +279,20 @@ class Function:
       an input needs none). A returned gradient may have a broadcast shape: the engine sums it back.
 
     ``apply`` runs ``forward`` and, when recording, keeps the Function as the output's ``_ctx``.
+
+    The backward contract, checked by the engine (``RuntimeError`` naming the op otherwise):
+
+    * before ``backward`` runs, ``self.needs_input_grad`` is a tuple of bools, one per input (PyTorch's
+      ``ctx.needs_input_grad``): an op computes the gradients asked for and returns ``None`` for the others;
+      an op never reads the graph (``parents``);
+    * ``backward`` returns exactly one gradient (a backend array, or ``None``) per input; a single input's
+      may be returned bare, several as a tuple;
+    * each gradient has its input's shape or a shape that input broadcasts to (the engine sums it back with
+      :func:`sum_to`); the engine casts it to the input's dtype.
     """
 
-    parents: tuple["Tensor | Function | _Edge", ...] | None
+    parents: tuple[Any, ...]  # each a leaf Tensor, a Function or an _Edge; None once released (see release)
+    needs_input_grad: tuple[bool, ...]  # one per input, set when the op is recorded (before any backward)
     n_outputs: int = 1
     # As an entry of a consumer's ``parents``, a single-output Function stands for its output (see _Edge):
     shape: tuple[int, ...]  # the output's shape and dtype, set when the op is recorded
@@ -299,12 +314,12 @@ class Function:
         return type(self).__name__.lower()
 
     @property
-    def _ctx(self) -> "Function":
+    def _ctx(self) -> Function:
         """The Function that produced this edge's tensor: itself (see the ``parents`` note above)."""
         return self
 
     @classmethod
-    def apply(cls, *inputs: "Tensor", **options: Any) -> Any:
+    def apply(cls, *inputs: Tensor, **options: Any) -> Any:
         """Run the op on tensors; record it on the tape when needed.
 
         Returns:
@@ -344,8 +359,13 @@ class Function:
         if len(inputs) == 2:
             a, b = inputs
             fn.parents = (a if a._ctx is None else _edge(a), b if b._ctx is None else _edge(b))
+            fn.needs_input_grad = (a.requires_grad, b.requires_grad)
+        elif len(inputs) == 1:
+            fn.parents = (inputs[0] if inputs[0]._ctx is None else _edge(inputs[0]),)
+            fn.needs_input_grad = _NEEDS_ONE  # recorded: the one input requires grad
         else:
             fn.parents = tuple([t if t._ctx is None else _edge(t) for t in inputs])
+            fn.needs_input_grad = tuple([t.requires_grad for t in inputs])
         fn.seq = next(_creation_counter)
         if type(out) is tuple:
             fn.n_outputs = len(out)
@@ -359,12 +379,13 @@ class Function:
         """Drop the inputs and saved arrays (after backward); a later backward through it raises."""
         n_outputs = self.n_outputs
         self.__dict__.clear()
-        self.parents = None
+        self.parents = None  # type: ignore[assignment]  # released: backward through it raises (_RELEASED)
         if n_outputs != 1:  # (1 is the class default)
             self.n_outputs = n_outputs
 
 
 _creation_counter = itertools.count()
+_NEEDS_ONE = (True,)
 # While tinygrad_rnn.capture records a call, its recorder: Function.apply and the backward pass hand their
 # work to it (it runs them eagerly and writes down what they did); reads of tensor values are reported.
 _recorder: Any = None
@@ -372,9 +393,9 @@ _by_creation = operator.attrgetter("seq")
 _new_object = object.__new__  # Tensor._wrap's constructor, without Tensor.__init__'s conversions
 
 
-def _edge(t: "Tensor") -> "Function | _Edge":
+def _edge(t: Tensor) -> Function | _Edge:
     """Where the gradient of ``t`` (a tensor with history) goes: its Function, or an _Edge to one output."""
-    ctx = t._ctx
+    ctx: Any = t._ctx
     return ctx if ctx.n_outputs == 1 else _Edge(t)
 
 
@@ -387,9 +408,13 @@ class _Edge:
     """
 
     __slots__ = ("_ctx", "_index", "shape", "dtype")
+    _ctx: Any  # the Function
+    _index: int
+    shape: tuple[int, ...]
+    dtype: Any
     requires_grad = True  # only tensors with history get an edge, and those always require grad
 
-    def __init__(self, t: "Tensor"):
+    def __init__(self, t: Tensor):
         self._ctx, self._index = t._ctx, t._index
         self.shape, self.dtype = t.array.shape, t.array.dtype
 
@@ -410,7 +435,7 @@ def _describe(t: Any) -> str:
     return repr(t)
 
 
-def _op_error(name: str, inputs: Sequence["Tensor"], exc: BaseException) -> OpError:
+def _op_error(name: str, inputs: Sequence[Tensor], exc: BaseException) -> OpError:
     devices = {t.device for t in inputs}
     detail = "; ".join(f"input {i}: {_describe(t)}" for i, t in enumerate(inputs))
     if len(devices) > 1:
@@ -473,7 +498,7 @@ def _bump(array: Any) -> None:
     _inplace.last = seq
 
 
-def _saved_arrays(fn: "Function") -> Iterator[Any]:
+def _saved_arrays(fn: Function) -> Iterator[Any]:
     for value in fn.__dict__.values():
         if hasattr(value, "__array_namespace__") or type(value) is np.ndarray:
             yield value
@@ -483,7 +508,7 @@ def _saved_arrays(fn: "Function") -> Iterator[Any]:
                     yield item
 
 
-def _check_saved(fn: "Function") -> None:
+def _check_saved(fn: Function) -> None:
     """Raise if an array ``fn`` saved for its backward was changed in place after ``fn`` was recorded."""
     for array in _saved_arrays(fn):
         base = _storage_of(array)
@@ -536,14 +561,14 @@ uint8 = np.dtype(np.uint8)
 bool_ = np.dtype(np.bool_)
 # (the package also exports float=float32, double=float64, half=float16, long=int64, int=int32, bool=bool_)
 
-_TYPE_NAMES = {float32: "FloatTensor", float64: "DoubleTensor", float16: "HalfTensor", int64: "LongTensor",
-               int32: "IntTensor", int16: "ShortTensor", int8: "CharTensor", uint8: "ByteTensor",
-               bool_: "BoolTensor"}
-_TYPE_BY_NAME = {name: dtype for dtype, name in _TYPE_NAMES.items()}
+_TYPE_NAMES: dict[np.dtype, str] = {float32: "FloatTensor", float64: "DoubleTensor", float16: "HalfTensor",
+                                     int64: "LongTensor", int32: "IntTensor", int16: "ShortTensor", int8: "CharTensor",
+                                     uint8: "ByteTensor", bool_: "BoolTensor"}
+_TYPE_BY_NAME: dict[str, np.dtype] = {name: dtype for dtype, name in _TYPE_NAMES.items()}
 
 
 class _Defaults:
-    dtype = float32  # process-wide, as torch.set_default_dtype
+    dtype: np.dtype = float32  # process-wide, as torch.set_default_dtype
 
 
 _defaults = _Defaults()
@@ -608,7 +633,7 @@ class _TensorType(type):
         return f"<class 'tinygrad_rnn.{cls.__name__}'>"
 
 
-def _legacy_constructor(cls: Any, *args: Any, device: Any = None) -> "Tensor":
+def _legacy_constructor(cls: Any, *args: Any, device: Any = None) -> Tensor:
     if not args:
         return Tensor(np.zeros(0, dtype=cls.dtype), device=device)
     if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
@@ -623,9 +648,9 @@ def _legacy_constructor(cls: Any, *args: Any, device: Any = None) -> "Tensor":
 class FloatTensor(metaclass=_TensorType):
     """``FloatTensor(data)``: a float32 tensor of ``data``; ``FloatTensor(2, 3)``: one of that shape (zeros)."""
 
-    dtype = float32
+    dtype: np.dtype = float32
 
-    def __new__(cls, *args: Any, device: Any = None) -> "Tensor":  # type: ignore[misc]
+    def __new__(cls, *args: Any, device: Any = None) -> Tensor:  # type: ignore[misc]
         return _legacy_constructor(cls, *args, device=device)
 
 
@@ -812,7 +837,7 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, data: Any, ctx: Function | None = None, index: int = 0) -> "Tensor":
+    def _wrap(cls, data: Any, ctx: Function | None = None, index: int = 0) -> Tensor:
         """Fast constructor for op outputs: no conversion, no checks."""
         t = _new_object(cls)
         if type(data) is not np.ndarray and isinstance(data, np.generic):
@@ -824,7 +849,7 @@ class Tensor:
         t.requires_grad = ctx is not None
         return t
 
-    def _requires(self, requires_grad: bool) -> "Tensor":
+    def _requires(self, requires_grad: bool) -> Tensor:
         """``requires_grad_`` only when asked (creation helpers on a fresh leaf); returns self."""
         if requires_grad:
             self.requires_grad_(True)
@@ -850,7 +875,7 @@ class Tensor:
         return 0 if entry is None or entry[0]() is None else entry[1]
 
     @property
-    def data(self) -> "Tensor":
+    def data(self) -> Tensor:
         """This tensor's values as a new Tensor that shares its memory and is not tracked (PyTorch's ``.data``).
 
         Writes through it (``p.data.add_(g, alpha=-lr)``) change this tensor without being recorded;
@@ -931,7 +956,7 @@ class Tensor:
             extra += ", requires_grad=True"
         return f"Tensor({body}{extra})"
 
-    def __iter__(self) -> Iterator["Tensor"]:
+    def __iter__(self) -> Iterator[Tensor]:
         """The slices along the first axis (one ``unbind`` node on the tape)."""
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
@@ -954,7 +979,7 @@ class Tensor:
         return bool(self.item())
 
     # ---------------------------------------------------------------- gradients
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place (leaf tensors only); returns self.
 
         Raises:
@@ -968,7 +993,7 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
-    def retain_grad(self) -> "Tensor":
+    def retain_grad(self) -> Tensor:
         """Keep ``.grad`` for this non-leaf tensor during ``backward`` (leaves always keep it).
 
         The Function that produced the tensor remembers it (weakly), and ``backward`` copies the gradient of
@@ -985,7 +1010,7 @@ class Tensor:
         """Forget the accumulated gradient (``.grad = None``)."""
         self.grad = None
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A tensor that shares the data but has no history (cuts the tape: truncated BPTT)."""
         return Tensor._wrap(self.array)
 
@@ -1042,7 +1067,7 @@ class Tensor:
             _recorder.read(self, "item()")
         return self.array.reshape(()).item()
 
-    def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """PyTorch's ``to``: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other_tensor)`` (its
         device and dtype), or keywords ``device=``, ``dtype=``, ``copy=`` (``non_blocking=`` is accepted and
         ignored). Returns self when nothing changes (unless ``copy=True``); the copy is differentiable.
@@ -1076,11 +1101,11 @@ class Tensor:
             out = _ops.clone(self)
         return out
 
-    def cpu(self) -> "Tensor":
+    def cpu(self) -> Tensor:
         """This tensor on the CPU (self when already there)."""
         return self.to("cpu")
 
-    def cuda(self, device: Any = None) -> "Tensor":
+    def cuda(self, device: Any = None) -> Tensor:
         """This tensor on a CUDA GPU (``device``: an index, ``"cuda:N"`` or a :class:`device`; default 0)."""
         if device is None:
             device = "cuda:0"
@@ -1092,7 +1117,7 @@ class Tensor:
     def is_cuda(self) -> bool:
         return type(self.array) is not np.ndarray
 
-    def astype(self, dtype: Any) -> "Tensor":
+    def astype(self, dtype: Any) -> Tensor:
         """A copy cast to ``dtype`` (differentiable between floating dtypes); self when it has it."""
         return _ops.cast(self, _as_dtype(dtype))
 
@@ -1103,207 +1128,213 @@ class Tensor:
             return f"tinygrad_rnn.{_TYPE_NAMES.get(np.dtype(self.dtype), str(self.dtype))}"
         return self.astype(dtype)
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         """Cast to float32."""
         return self.astype(np.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         """Cast to float64."""
         return self.astype(np.float64)
 
-    def half(self) -> "Tensor":
+    def half(self) -> Tensor:
         """Cast to float16."""
         return self.astype(np.float16)
 
-    def long(self) -> "Tensor":
+    def long(self) -> Tensor:
         """Cast to int64 (no gradient flows through an integer result)."""
         return self.astype(np.int64)
 
-    def int(self) -> "Tensor":
+    def int(self) -> Tensor:
         """Cast to int32 (no gradient flows through an integer result)."""
         return self.astype(np.int32)
 
-    def bool(self) -> "Tensor":
+    def bool(self) -> Tensor:
         """Cast to bool (no gradient flows through it)."""
         return self.astype(np.bool_)
 
-    def is_floating_point(self) -> bool:
+    def is_floating_point(self) -> builtins.bool:
         """True for float16/32/64."""
         return self.array.dtype.kind == "f"
 
-    def element_size(self) -> int:
+    def element_size(self) -> builtins.int:
         """Bytes per element."""
         return int(self.array.dtype.itemsize)
 
-    def new_tensor(self, data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+    def new_tensor(self, data: Any, dtype: Any = None, device: Any = None,
+                   requires_grad: builtins.bool = False) -> Tensor:
         """A new tensor from ``data`` (copied), with this tensor's dtype and device unless given."""
         return Tensor(data, dtype=self.dtype if dtype is None else _as_dtype(dtype),
                       device=self.device if device is None else device, requires_grad=requires_grad)
 
     def new_full(self, size: Any, fill_value: Any, dtype: Any = None, device: Any = None,
-                 requires_grad: bool = False) -> "Tensor":
+                 requires_grad: builtins.bool = False) -> Tensor:
         """A tensor of ``size`` filled with ``fill_value``, with this tensor's dtype and device unless given."""
         return full(_shape_args((size,)), fill_value, dtype=self.dtype if dtype is None else dtype,
                     device=self.device if device is None else device, requires_grad=requires_grad)
 
-    def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+    def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None,
+                  requires_grad: builtins.bool = False) -> Tensor:
         """Zeros of ``size``, with this tensor's dtype and device unless given."""
         return self.new_full(_shape_args(size), 0, dtype=dtype, device=device, requires_grad=requires_grad)
 
-    def new_ones(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+    def new_ones(self, *size: Any, dtype: Any = None, device: Any = None,
+                  requires_grad: builtins.bool = False) -> Tensor:
         """Ones of ``size``, with this tensor's dtype and device unless given."""
         return self.new_full(_shape_args(size), 1, dtype=dtype, device=device, requires_grad=requires_grad)
 
-    def new_empty(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> "Tensor":
+    def new_empty(self, *size: Any, dtype: Any = None, device: Any = None,
+                  requires_grad: builtins.bool = False) -> Tensor:
         """Like :meth:`new_zeros` (the values are zeros here, where PyTorch leaves them undefined)."""
         return self.new_zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
     # ---------------------------------------------------------------- arithmetic
-    def __add__(self, other: Any) -> "Tensor":
+    def __add__(self, other: Any) -> Tensor:
         return _ops.add(self, other)
 
-    def __radd__(self, other: Any) -> "Tensor":
+    def __radd__(self, other: Any) -> Tensor:
         return _ops.add(other, self)
 
-    def __sub__(self, other: Any) -> "Tensor":
+    def __sub__(self, other: Any) -> Tensor:
         return _ops.sub(self, other)
 
-    def __rsub__(self, other: Any) -> "Tensor":
+    def __rsub__(self, other: Any) -> Tensor:
         return _ops.sub(other, self)
 
-    def __mul__(self, other: Any) -> "Tensor":
+    def __mul__(self, other: Any) -> Tensor:
         return _ops.mul(self, other)
 
-    def __rmul__(self, other: Any) -> "Tensor":
+    def __rmul__(self, other: Any) -> Tensor:
         return _ops.mul(other, self)
 
-    def __truediv__(self, other: Any) -> "Tensor":
+    def __truediv__(self, other: Any) -> Tensor:
         return _ops.div(self, other)
 
-    def __rtruediv__(self, other: Any) -> "Tensor":
+    def __rtruediv__(self, other: Any) -> Tensor:
         return _ops.div(other, self)
 
-    def __pow__(self, other: Any) -> "Tensor":
+    def __pow__(self, other: Any) -> Tensor:
         return _ops.pow(self, other)
 
-    def __rpow__(self, other: Any) -> "Tensor":
+    def __rpow__(self, other: Any) -> Tensor:
         return _ops.pow(other, self)
 
-    def __matmul__(self, other: Any) -> "Tensor":
+    def __matmul__(self, other: Any) -> Tensor:
         return _ops.matmul(self, other)
 
-    def __rmatmul__(self, other: Any) -> "Tensor":
+    def __rmatmul__(self, other: Any) -> Tensor:
         return _ops.matmul(other, self)
 
-    def __neg__(self) -> "Tensor":
+    def __neg__(self) -> Tensor:
         return _ops.neg(self)
 
-    def __pos__(self) -> "Tensor":
+    def __pos__(self) -> Tensor:
         return self
 
-    def __abs__(self) -> "Tensor":
+    def __abs__(self) -> Tensor:
         return _ops.abs(self)
 
     # comparisons: elementwise, boolean tensors without history (PyTorch's meaning of == and !=)
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:
         if other is None or not _comparable(other):
             return NotImplemented if other is not None else False
         return _ops.compare(self, other, "eq")
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Any:
         if other is None or not _comparable(other):
             return NotImplemented if other is not None else True
         return _ops.compare(self, other, "ne")
 
     __hash__ = object.__hash__  # identity, as torch: tensors stay usable as dict keys and set members
 
-    def __lt__(self, other: Any) -> "Tensor":
+    def __lt__(self, other: Any) -> Tensor:
         return _ops.compare(self, other, "lt")
 
-    def __le__(self, other: Any) -> "Tensor":
+    def __le__(self, other: Any) -> Tensor:
         return _ops.compare(self, other, "le")
 
-    def __gt__(self, other: Any) -> "Tensor":
+    def __gt__(self, other: Any) -> Tensor:
         return _ops.compare(self, other, "gt")
 
-    def __ge__(self, other: Any) -> "Tensor":
+    def __ge__(self, other: Any) -> Tensor:
         return _ops.compare(self, other, "ge")
 
-    def eq(self, other: Any) -> "Tensor":
+    def eq(self, other: Any) -> Tensor:
         """Elementwise ``self == other`` as a boolean tensor (broadcasting); no gradient."""
         return _ops.compare(self, other, "eq")
 
-    def ne(self, other: Any) -> "Tensor":
+    def ne(self, other: Any) -> Tensor:
         """Elementwise ``self != other`` as a boolean tensor; no gradient."""
         return _ops.compare(self, other, "ne")
 
-    def lt(self, other: Any) -> "Tensor":
+    def lt(self, other: Any) -> Tensor:
         """Elementwise ``self < other`` as a boolean tensor; no gradient."""
         return _ops.compare(self, other, "lt")
 
-    def le(self, other: Any) -> "Tensor":
+    def le(self, other: Any) -> Tensor:
         """Elementwise ``self <= other`` as a boolean tensor; no gradient."""
         return _ops.compare(self, other, "le")
 
-    def gt(self, other: Any) -> "Tensor":
+    def gt(self, other: Any) -> Tensor:
         """Elementwise ``self > other`` as a boolean tensor; no gradient."""
         return _ops.compare(self, other, "gt")
 
-    def ge(self, other: Any) -> "Tensor":
+    def ge(self, other: Any) -> Tensor:
         """Elementwise ``self >= other`` as a boolean tensor; no gradient."""
         return _ops.compare(self, other, "ge")
 
-    def equal(self, other: Any) -> bool:
+    def equal(self, other: Any) -> builtins.bool:
         """True when ``other`` has the same shape and the same values (``torch.equal``)."""
         return _ops.equal(self, other)
 
-    def allclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    def allclose(self, other: Any, rtol: builtins.float = 1e-05, atol: builtins.float = 1e-08,
+                 equal_nan: builtins.bool = False) -> builtins.bool:
         """True when ``|self - other| <= atol + rtol·|other|`` everywhere (``torch.allclose``)."""
         return _ops.allclose(self, other, rtol=rtol, atol=atol, equal_nan=equal_nan)
 
-    def isclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> "Tensor":
+    def isclose(self, other: Any, rtol: builtins.float = 1e-05, atol: builtins.float = 1e-08,
+                equal_nan: builtins.bool = False) -> Tensor:
         """Elementwise ``|self - other| <= atol + rtol·|other|`` as a boolean tensor (``torch.isclose``)."""
         return _ops.isclose(self, other, rtol=rtol, atol=atol, equal_nan=equal_nan)
 
     # ---------------------------------------------------------------- elementwise
-    def exp(self) -> "Tensor":
+    def exp(self) -> Tensor:
         return _ops.exp(self)
 
-    def log(self) -> "Tensor":
+    def log(self) -> Tensor:
         return _ops.log(self)
 
-    def sqrt(self) -> "Tensor":
+    def sqrt(self) -> Tensor:
         return _ops.sqrt(self)
 
-    def tanh(self) -> "Tensor":
+    def tanh(self) -> Tensor:
         return _ops.tanh(self)
 
-    def sigmoid(self) -> "Tensor":
+    def sigmoid(self) -> Tensor:
         return _ops.sigmoid(self)
 
-    def relu(self) -> "Tensor":
+    def relu(self) -> Tensor:
         return _ops.relu(self)
 
-    def abs(self) -> "Tensor":
+    def abs(self) -> Tensor:
         return _ops.abs(self)
 
-    def clip(self, min: Any = None, max: Any = None) -> "Tensor":  # noqa: A002 - PyTorch's names
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
         return _ops.clip(self, min, max)
 
     clamp = clip
 
     # ---------------------------------------------------------------- reductions
     # dim/keepdim are PyTorch's names; axis/keepdims (NumPy's) are accepted as aliases (not both).
-    def sum(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+    def sum(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
         return _ops.sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def mean(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+    def mean(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
         return _ops.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def var(self, dim: Any = None, unbiased: Any = None, keepdim: Any = None, **kwargs: Any) -> "Tensor":
+    def var(self, dim: Any = None, unbiased: Any = None, keepdim: Any = None, **kwargs: Any) -> Tensor:
         return _ops.var(self, dim, unbiased, keepdim, **kwargs)
 
-    def std(self, dim: Any = None, unbiased: Any = None, keepdim: Any = None, **kwargs: Any) -> "Tensor":
+    def std(self, dim: Any = None, unbiased: Any = None, keepdim: Any = None, **kwargs: Any) -> Tensor:
         return _ops.std(self, dim, unbiased, keepdim, **kwargs)
 
     def max(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Any:
@@ -1315,64 +1346,66 @@ class Tensor:
         """``min()``, ``min(dim)`` -> ``(values, indices)``, ``min(other)`` (see :meth:`max`)."""
         return _ops.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def amax(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+    def amax(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
         return _ops.amax(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def amin(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+    def amin(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
         return _ops.amin(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def maximum(self, other: Any) -> "Tensor":
+    def maximum(self, other: Any) -> Tensor:
         return _ops.maximum(self, other)
 
-    def minimum(self, other: Any) -> "Tensor":
+    def minimum(self, other: Any) -> Tensor:
         return _ops.minimum(self, other)
 
-    def argmax(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+    def argmax(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
         return _ops.argmax(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def argmin(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+    def argmin(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
         return _ops.argmin(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+    def topk(self, k: builtins.int, dim: builtins.int = -1, largest: builtins.bool = True,
+             sorted: builtins.bool = True) -> Any:  # noqa: A002
         return _ops.topk(self, k, dim, largest, sorted)
 
-    def sort(self, dim: int = -1, descending: bool = False, stable: bool = True) -> Any:
+    def sort(self, dim: builtins.int = -1, descending: builtins.bool = False, stable: builtins.bool = True) -> Any:
         return _ops.sort(self, dim, descending, stable)
 
-    def gather(self, dim: int, index: Any) -> "Tensor":
+    def gather(self, dim: builtins.int, index: Any) -> Tensor:
         return _ops.gather(self, dim, index)
 
-    def multinomial(self, num_samples: int, replacement: bool = False, generator: Any = None) -> "Tensor":
+    def multinomial(self, num_samples: builtins.int, replacement: builtins.bool = False,
+                    generator: Any = None) -> Tensor:
         return _ops.multinomial(self, num_samples, replacement, generator)
 
-    def softmax(self, dim: Any = None, *, axis: Any = None, dtype: Any = None) -> "Tensor":
+    def softmax(self, dim: Any = None, *, axis: Any = None, dtype: Any = None) -> Tensor:
         return _ops.softmax(self, dim, axis=axis, dtype=dtype)
 
-    def log_softmax(self, dim: Any = None, *, axis: Any = None, dtype: Any = None) -> "Tensor":
+    def log_softmax(self, dim: Any = None, *, axis: Any = None, dtype: Any = None) -> Tensor:
         return _ops.log_softmax(self, dim, axis=axis, dtype=dtype)
 
     # ---------------------------------------------------------------- shape
-    def reshape(self, *shape: Any) -> "Tensor":
+    def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return _ops.reshape(self, shape)
 
     view = reshape
 
-    def view_as(self, other: "Tensor") -> "Tensor":
+    def view_as(self, other: Tensor) -> Tensor:
         return _ops.reshape(self, other.shape)
 
-    def reshape_as(self, other: "Tensor") -> "Tensor":
+    def reshape_as(self, other: Tensor) -> Tensor:
         return _ops.reshape(self, other.shape)
 
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+    def flatten(self, start_dim: builtins.int = 0, end_dim: builtins.int = -1) -> Tensor:
         return _ops.flatten(self, start_dim, end_dim)
 
-    def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
+    def transpose(self, dim0: builtins.int = -2, dim1: builtins.int = -1) -> Tensor:
         """Swap two axes (PyTorch's ``transpose(dim0, dim1)``); for a 2-D tensor the default swaps both."""
         return _ops.transpose(self, dim0, dim1)
 
-    def t(self) -> "Tensor":
+    def t(self) -> Tensor:
         """The transpose of a tensor with at most 2 dims (``torch.t``).
 
         Raises:
@@ -1382,127 +1415,127 @@ class Tensor:
             raise OpError(f"t() expects a tensor with <= 2 dimensions, got shape {self.shape}; use transpose()")
         return _ops.transpose(self, 0, 1)
 
-    def permute(self, *dims: Any) -> "Tensor":
+    def permute(self, *dims: Any) -> Tensor:
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         return _ops.permute(self, dims)
 
     @property
-    def T(self) -> "Tensor":  # noqa: N802 - NumPy's name
+    def T(self) -> Tensor:  # noqa: N802 - NumPy's name
         """All axes reversed (the matrix transpose for 2-D)."""
         return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
 
-    def expand(self, *shape: Any) -> "Tensor":
+    def expand(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return _ops.expand(self, shape)
 
-    def expand_as(self, other: "Tensor") -> "Tensor":
+    def expand_as(self, other: Tensor) -> Tensor:
         return _ops.expand(self, other.shape)
 
-    def broadcast_to(self, shape: Sequence[int]) -> "Tensor":
+    def broadcast_to(self, shape: Sequence[builtins.int]) -> Tensor:
         return _ops.expand(self, tuple(shape))
 
-    def repeat(self, *repeats: Any) -> "Tensor":
+    def repeat(self, *repeats: Any) -> Tensor:
         return _ops.repeat(self, *repeats)
 
-    def contiguous(self) -> "Tensor":
+    def contiguous(self) -> Tensor:
         """Self when its array is C-contiguous, else a differentiable contiguous copy."""
         if self.array.flags.c_contiguous:
             return self
         return _ops.clone(self)
 
-    def is_contiguous(self) -> bool:
+    def is_contiguous(self) -> builtins.bool:
         return bool(self.array.flags.c_contiguous)
 
-    def clone(self) -> "Tensor":
+    def clone(self) -> Tensor:
         """A differentiable copy that shares no memory with this tensor."""
         return _ops.clone(self)
 
-    def squeeze(self, dim: Any = None, *, axis: Any = None) -> "Tensor":
+    def squeeze(self, dim: Any = None, *, axis: Any = None) -> Tensor:
         return _ops.squeeze(self, dim, axis=axis)
 
-    def unsqueeze(self, dim: Any = None, *, axis: Any = None) -> "Tensor":
+    def unsqueeze(self, dim: Any = None, *, axis: Any = None) -> Tensor:
         return _ops.unsqueeze(self, dim, axis=axis)
 
-    def split(self, split_size_or_sections: Any, dim: Any = None, *, axis: Any = None) -> tuple["Tensor", ...]:
+    def split(self, split_size_or_sections: Any, dim: Any = None, *, axis: Any = None) -> tuple[Tensor, ...]:
         return _ops.split(self, split_size_or_sections, dim, axis=axis)
 
-    def chunk(self, chunks: int, dim: Any = None, *, axis: Any = None) -> tuple["Tensor", ...]:
+    def chunk(self, chunks: builtins.int, dim: Any = None, *, axis: Any = None) -> tuple[Tensor, ...]:
         return _ops.chunk(self, chunks, dim, axis=axis)
 
-    def unbind(self, dim: Any = None, *, axis: Any = None) -> tuple["Tensor", ...]:
+    def unbind(self, dim: Any = None, *, axis: Any = None) -> tuple[Tensor, ...]:
         return _ops.unbind(self, dim, axis=axis)
 
-    def __getitem__(self, index: Any) -> "Tensor":
+    def __getitem__(self, index: Any) -> Tensor:
         return _ops.getitem(self, index)
 
-    def masked_fill(self, mask: Any, value: Any) -> "Tensor":
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
         """``value`` where the boolean ``mask`` holds (broadcasting), this tensor elsewhere; differentiable."""
         return _ops.where(mask, value, self)
 
 
     # ---------------------------------------------------------------- PyTorch's method spellings of ops
-    def add(self, other: Any, alpha: Any = None) -> "Tensor":
+    def add(self, other: Any, alpha: Any = None) -> Tensor:
         """``self + alpha * other``."""
         return _ops.add(self, other if alpha is None or alpha == 1 else other * alpha)
 
-    def sub(self, other: Any, alpha: Any = None) -> "Tensor":
+    def sub(self, other: Any, alpha: Any = None) -> Tensor:
         """``self - alpha * other``."""
         return _ops.sub(self, other if alpha is None or alpha == 1 else other * alpha)
 
-    def mul(self, other: Any) -> "Tensor":
+    def mul(self, other: Any) -> Tensor:
         return _ops.mul(self, other)
 
-    def div(self, other: Any) -> "Tensor":
+    def div(self, other: Any) -> Tensor:
         return _ops.div(self, other)
 
-    def pow(self, exponent: Any) -> "Tensor":
+    def pow(self, exponent: Any) -> Tensor:
         return _ops.pow(self, exponent)
 
-    def neg(self) -> "Tensor":
+    def neg(self) -> Tensor:
         return _ops.neg(self)
 
-    def matmul(self, other: Any) -> "Tensor":
+    def matmul(self, other: Any) -> Tensor:
         return _ops.matmul(self, other)
 
     mm = bmm = matmul
 
-    def dot(self, other: "Tensor") -> "Tensor":
+    def dot(self, other: Tensor) -> Tensor:
         """The inner product of two 1-D tensors."""
         if self.ndim != 1 or other.ndim != 1:
             raise OpError(f"dot: expected two 1-D tensors, got shapes {self.shape} and {other.shape}")
         return _ops.matmul(self, other)
 
-    def square(self) -> "Tensor":
+    def square(self) -> Tensor:
         return _ops.mul(self, self)
 
-    def reciprocal(self) -> "Tensor":
+    def reciprocal(self) -> Tensor:
         return _ops.div(1.0, self)
 
-    def rsqrt(self) -> "Tensor":
+    def rsqrt(self) -> Tensor:
         return _ops.div(1.0, _ops.sqrt(self))
 
-    def sign(self) -> "Tensor":
+    def sign(self) -> Tensor:
         """-1, 0 or 1 elementwise (no gradient, as its derivative is 0 almost everywhere)."""
         return Tensor._wrap(get_array_module(self._array).sign(self._array))
 
-    def where(self, condition: Any, other: Any) -> "Tensor":
+    def where(self, condition: Any, other: Any) -> Tensor:
         """``self`` where ``condition`` holds, ``other`` elsewhere (``torch.Tensor.where``)."""
         return _ops.where(condition, self, other)
 
-    def all(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+    def all(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         """Whether every element (along ``dim``) is non-zero, as a bool tensor."""
         return Tensor._wrap(self._array.astype(bool).all(axis=dim, keepdims=keepdim))
 
-    def any(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+    def any(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         """Whether some element (along ``dim``) is non-zero, as a bool tensor."""
         return Tensor._wrap(self._array.astype(bool).any(axis=dim, keepdims=keepdim))
 
-    def argsort(self, dim: int = -1, descending: bool = False) -> "Tensor":
+    def argsort(self, dim: builtins.int = -1, descending: builtins.bool = False) -> Tensor:
         return _ops.sort(self, dim, descending).indices
 
-    def narrow(self, dim: int, start: int, length: int) -> "Tensor":
+    def narrow(self, dim: builtins.int, start: builtins.int, length: builtins.int) -> Tensor:
         """Elements ``start .. start+length-1`` along ``dim`` (a view sharing memory, as ``torch.narrow``)."""
         d = _ops._one_dim("narrow", dim, self.ndim)
         if start < 0:
@@ -1511,30 +1544,30 @@ class Tensor:
             raise OpError(f"narrow: start {start} and length {length} do not fit dim {dim} of size {self.shape[d]}")
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
-    def index_select(self, dim: int, index: Any) -> "Tensor":
+    def index_select(self, dim: builtins.int, index: Any) -> Tensor:
         """The entries at the integer ``index`` (1-D) along ``dim`` (repeated indices add up in backward)."""
         d = _ops._one_dim("index_select", dim, self.ndim)
         return self[(slice(None),) * d + (index,)]
 
-    def masked_select(self, mask: Any) -> "Tensor":
+    def masked_select(self, mask: Any) -> Tensor:
         """The elements where the boolean ``mask`` holds, as a 1-D tensor."""
         m = mask._array if isinstance(mask, Tensor) else mask
         return self[get_array_module(self._array).broadcast_to(m, self.shape)]
 
-    def flip(self, *dims: Any) -> "Tensor":
+    def flip(self, *dims: Any) -> Tensor:
         """Reverse the order along ``dims`` (a view)."""
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         axes = set(_ops._normalize_axes(dims, self.ndim))
         return self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
 
-    def logsumexp(self, dim: Any, keepdim: bool = False) -> "Tensor":
+    def logsumexp(self, dim: Any, keepdim: builtins.bool = False) -> Tensor:
         """``log Σ exp`` along ``dim``, stable (the maximum taken out first; constant for the gradient)."""
         top = _ops.amax(self, dim, keepdim=True).detach()
         out = _ops.log(_ops.sum(_ops.exp(self - top), dim, keepdim=True)) + top
         return out if keepdim else _ops.squeeze(out, dim)
 
-    def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> "Tensor":
+    def norm(self, p: Any = 2, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         """The ``p``-norm (2 by default; 1 also) over ``dim`` (all elements when None)."""
         if p == 2 or p == "fro":
             return _ops.sqrt(_ops.sum(self * self, dim, keepdim=keepdim))
@@ -1574,7 +1607,7 @@ class Tensor:
             return get_array_module(self._array).asarray(other)
         return other
 
-    def _write(self, name: str, how: Any) -> "Tensor":
+    def _write(self, name: str, how: Any) -> Tensor:
         """Run ``how(array)`` (which writes into the array), translate backend errors, bump the version."""
         array = self._array
         try:
@@ -1587,7 +1620,7 @@ class Tensor:
         _bump(array)
         return self
 
-    def _binary_(self, name: str, other: Any, ufunc: str, alpha: Any = None) -> "Tensor":
+    def _binary_(self, name: str, other: Any, ufunc: str, alpha: Any = None) -> Tensor:
         self._check_inplace(name, other)
         value = self._operand_array(name, other)
         if alpha is not None and alpha != 1:
@@ -1595,48 +1628,48 @@ class Tensor:
         xp = get_array_module(self._array)
         return self._write(name, lambda a: getattr(xp, ufunc)(a, value, out=a))
 
-    def add_(self, other: Any, alpha: Any = None) -> "Tensor":
+    def add_(self, other: Any, alpha: Any = None) -> Tensor:
         """In place ``self += alpha * other`` (broadcast to this tensor's shape); returns self."""
         return self._binary_("add_", other, "add", alpha)
 
-    def sub_(self, other: Any, alpha: Any = None) -> "Tensor":
+    def sub_(self, other: Any, alpha: Any = None) -> Tensor:
         """In place ``self -= alpha * other``; returns self."""
         return self._binary_("sub_", other, "subtract", alpha)
 
-    def mul_(self, other: Any) -> "Tensor":
+    def mul_(self, other: Any) -> Tensor:
         """In place ``self *= other``; returns self."""
         return self._binary_("mul_", other, "multiply")
 
-    def div_(self, other: Any) -> "Tensor":
+    def div_(self, other: Any) -> Tensor:
         """In place ``self /= other`` (a floating tensor); returns self."""
         return self._binary_("div_", other, "true_divide")
 
-    def pow_(self, other: Any) -> "Tensor":
+    def pow_(self, other: Any) -> Tensor:
         """In place ``self **= other``; returns self."""
         return self._binary_("pow_", other, "power")
 
-    def addcmul_(self, tensor1: Any, tensor2: Any, value: Any = 1) -> "Tensor":
+    def addcmul_(self, tensor1: Any, tensor2: Any, value: Any = 1) -> Tensor:
         """In place ``self += value * tensor1 * tensor2``; returns self."""
         self._check_inplace("addcmul_", tensor1, tensor2)
         product = self._operand_array("addcmul_", tensor1) * self._operand_array("addcmul_", tensor2) * value
         return self._write("addcmul_", lambda a: get_array_module(a).add(a, product, out=a))
 
-    def addcdiv_(self, tensor1: Any, tensor2: Any, value: Any = 1) -> "Tensor":
+    def addcdiv_(self, tensor1: Any, tensor2: Any, value: Any = 1) -> Tensor:
         """In place ``self += value * tensor1 / tensor2``; returns self."""
         self._check_inplace("addcdiv_", tensor1, tensor2)
         ratio = self._operand_array("addcdiv_", tensor1) / self._operand_array("addcdiv_", tensor2) * value
         return self._write("addcdiv_", lambda a: get_array_module(a).add(a, ratio, out=a))
 
-    def neg_(self) -> "Tensor":
+    def neg_(self) -> Tensor:
         """In place ``self = -self``; returns self."""
         self._check_inplace("neg_")
         return self._write("neg_", lambda a: get_array_module(a).negative(a, out=a))
 
-    def zero_(self) -> "Tensor":
+    def zero_(self) -> Tensor:
         """Fill with zeros in place; returns self."""
         return self.fill_(0)
 
-    def fill_(self, value: Any) -> "Tensor":
+    def fill_(self, value: Any) -> Tensor:
         """Fill with ``value`` (a number or a one-element tensor) in place; returns self."""
         self._check_inplace("fill_", value)
         if isinstance(value, Tensor):
@@ -1647,7 +1680,7 @@ class Tensor:
 
         return self._write("fill_", fill)
 
-    def copy_(self, src: Any, non_blocking: bool = False) -> "Tensor":
+    def copy_(self, src: Any, non_blocking: builtins.bool = False) -> Tensor:
         """Copy ``src`` (broadcast to this shape, cast to this dtype, moved to this device) into this tensor;
         returns self."""
         self._check_inplace("copy_", src)
@@ -1662,7 +1695,7 @@ class Tensor:
 
         return self._write("copy_", copy)
 
-    def clamp_(self, min: Any = None, max: Any = None) -> "Tensor":  # noqa: A002 - PyTorch's names
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
         """Clamp to ``[min, max]`` in place; returns self."""
         self._check_inplace("clamp_")
         if min is None and max is None:
@@ -1671,7 +1704,7 @@ class Tensor:
 
     clip_ = clamp_
 
-    def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> "Tensor":
+    def uniform_(self, a: builtins.float = 0.0, b: builtins.float = 1.0, generator: Any = None) -> Tensor:
         """Fill with samples from U[a, b) (the device's generator, see :func:`manual_seed`); returns self."""
         self._check_inplace("uniform_")
         rng = default_rng(self.device) if generator is None else generator
@@ -1682,7 +1715,7 @@ class Tensor:
 
         return self._write("uniform_", fill)
 
-    def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> "Tensor":
+    def normal_(self, mean: builtins.float = 0.0, std: builtins.float = 1.0, generator: Any = None) -> Tensor:
         """Fill with samples from N(mean, std²) (the device's generator); returns self."""
         self._check_inplace("normal_")
         rng = default_rng(self.device) if generator is None else generator
@@ -1693,7 +1726,7 @@ class Tensor:
 
         return self._write("normal_", fill)
 
-    def masked_fill_(self, mask: Any, value: Any) -> "Tensor":
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
         """Write ``value`` where the boolean ``mask`` (broadcast to this shape) holds; returns self."""
         self._check_inplace("masked_fill_", value)
         m = self._operand_array("masked_fill_", mask)
@@ -1701,28 +1734,28 @@ class Tensor:
         return self._write("masked_fill_", lambda a: get_array_module(a).copyto(
             a, get_array_module(a).asarray(v, dtype=a.dtype), where=m))
 
-    def unsqueeze_(self, dim: int) -> "Tensor":
+    def unsqueeze_(self, dim: builtins.int) -> Tensor:
         """Insert an axis of size 1 at ``dim``, in place (the tensor's shape changes, its values do not)."""
         self._check_inplace("unsqueeze_")
         self._array = _ops.unsqueeze(Tensor._wrap(self._array), dim)._array
         _bump(self._array)  # (PyTorch counts a change of shape too)
         return self
 
-    def squeeze_(self, dim: Any = None) -> "Tensor":
+    def squeeze_(self, dim: Any = None) -> Tensor:
         """Remove axes of size 1 (all, or those in ``dim``), in place; see :meth:`squeeze`."""
         self._check_inplace("squeeze_")
         self._array = _ops.squeeze(Tensor._wrap(self._array), dim)._array
         _bump(self._array)  # (PyTorch counts a change of shape too)
         return self
 
-    def t_(self) -> "Tensor":
+    def t_(self) -> Tensor:
         """Transpose a tensor of at most 2 dims in place (its shape changes)."""
         self._check_inplace("t_")
         self._array = Tensor._wrap(self._array).t()._array
         _bump(self._array)  # (PyTorch counts a change of shape too)
         return self
 
-    def detach_(self) -> "Tensor":
+    def detach_(self) -> Tensor:
         """Cut this tensor from the tape in place: it becomes a leaf that does not require grad."""
         self._ctx, self.requires_grad, self._index = None, False, 0
         return self
@@ -1739,7 +1772,7 @@ class Tensor:
 
         self._write("__setitem__", assign)
 
-    def _augmented(self, name: str, other: Any, inplace: str, out_of_place: Any) -> "Tensor":
+    def _augmented(self, name: str, other: Any, inplace: str, out_of_place: Any) -> Tensor:
         # `t += x`: in place when nothing is recorded; a leaf that requires grad raises (as PyTorch); a tensor
         # on the tape (or an operand that requires grad) gets the out-of-place result, bound to the name
         if _mode.grad_enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
@@ -1748,16 +1781,16 @@ class Tensor:
             return out_of_place(self, other)
         return getattr(self, inplace)(other)
 
-    def __iadd__(self, other: Any) -> "Tensor":
+    def __iadd__(self, other: Any) -> Tensor:
         return self._augmented("+=", other, "add_", _ops.add)
 
-    def __isub__(self, other: Any) -> "Tensor":
+    def __isub__(self, other: Any) -> Tensor:
         return self._augmented("-=", other, "sub_", _ops.sub)
 
-    def __imul__(self, other: Any) -> "Tensor":
+    def __imul__(self, other: Any) -> Tensor:
         return self._augmented("*=", other, "mul_", _ops.mul)
 
-    def __itruediv__(self, other: Any) -> "Tensor":
+    def __itruediv__(self, other: Any) -> Tensor:
         return self._augmented("/=", other, "div_", _ops.div)
 
 
@@ -1769,6 +1802,34 @@ _RELEASED = (
     "backward through a graph whose saved arrays were already released by an earlier backward(); "
     "call the first backward(retain_graph=True) to run backward through the same graph twice"
 )
+
+
+_ndarray = np.ndarray
+
+
+def _is_gradient_array(g: Any) -> bool:
+    """A backend array or a NumPy scalar (what reductions return): anything else is no gradient."""
+    return isinstance(g, np.generic) or (hasattr(g, "__cuda_array_interface__") and hasattr(g, "shape"))
+
+
+def _position(grads: tuple[Any, ...], g: Any) -> int:
+    """Which input ``g`` is the gradient of (for messages: the hot loop keeps no index)."""
+    return next(i for i, x in enumerate(grads) if x is g)
+
+
+def _contract_error(fn: Function, what: str) -> RuntimeError:
+    return RuntimeError(f"{fn.name}: backward {what}")
+
+
+def _sum_back(fn: Function, i: int, g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum the gradient ``g`` of input ``i`` back to the input's ``shape`` after checking that ``shape``
+    broadcasts to ``g.shape`` (else the op's backward broke the contract: RuntimeError naming it)."""
+    gshape = g.shape
+    lead = len(gshape) - len(shape)
+    if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, gshape[lead:], strict=False)):
+        raise _contract_error(fn, f"returned a gradient of shape {tuple(gshape)} for input {i} of shape "
+                                  f"{tuple(shape)}, expected that shape or one it broadcasts to")
+    return sum_to(g, shape)
 
 
 def _topological_order(root: Function) -> list[Function]:
@@ -1805,7 +1866,7 @@ def _accumulate_leaf(leaf: Tensor, grad: Any) -> None:
 def _fill_retained(fn: Function, out_grad: Any) -> None:
     """Add the complete gradient of each retained output of ``fn`` into that tensor's ``.grad``."""
     grads = (out_grad,) if fn.n_outputs == 1 else out_grad
-    for index, ref in fn.retained.items():
+    for index, ref in (fn.retained or {}).items():
         t, g = ref(), grads[index]
         if t is not None and g is not None:
             _accumulate_leaf(t, g)
@@ -1838,11 +1899,11 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     order = _topological_order(root_fn)
     anomaly = _mode.anomaly
     # pending[fn]: the gradient of fn's output (single-output) or the list of its outputs' gradients
-    pending: dict[Function, Any] = {}
+    pending: dict[Any, Any] = {}
     if root_fn.n_outputs == 1:
         pending[root_fn] = grad
     else:
-        slots = [None] * root_fn.n_outputs
+        slots: Any = [None] * root_fn.n_outputs
         slots[root._index] = grad
         pending[root_fn] = slots
     owned: set[int] = set()  # ids of the sums in `pending` that _add made (see there)
@@ -1864,13 +1925,22 @@ def _run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                 in_grads = fn.backward(out_grad)
             else:
                 in_grads = fn.backward(*out_grad)
+            parents = fn.parents
             if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            for parent, g in zip(fn.parents, in_grads):
-                if g is None or not parent.requires_grad:
+                in_grads = tuple(in_grads) if type(in_grads) is list else (in_grads,)
+            if len(in_grads) != len(parents):
+                raise _contract_error(fn, f"returned {len(in_grads)} gradient(s), expected {len(parents)} "
+                                          f"(one per input, None where an input needs none)")
+            for parent, g in zip(parents, in_grads, strict=False):  # (equal lengths: checked above)
+                if g is None:
+                    continue
+                if type(g) is not _ndarray and not _is_gradient_array(g):
+                    raise _contract_error(fn, f"returned a {type(g).__name__} as the gradient of input "
+                                              f"{_position(in_grads, g)}, expected a backend array (or None)")
+                if not parent.requires_grad:
                     continue
                 if g.shape != parent.shape:
-                    g = sum_to(g, parent.shape)
+                    g = _sum_back(fn, _position(in_grads, g), g, parent.shape)
                 if g.dtype is not parent.dtype and g.dtype != parent.dtype:
                     g = g.astype(parent.dtype)
                 if anomaly and not _all_finite(g):
@@ -1947,14 +2017,10 @@ def default_rng(device: str = "cpu") -> Any:
         with _generators.lock:
             rng = _generators.by_device.get(device)
             if rng is None:
-                if device == "cpu":
-                    rng = np.random.default_rng(_generators.seed)
-                else:
-                    import cupy  # only reached when normalize_device found a usable GPU
-
-                    seed = _generators.seed if _generators.cuda_seed is None else _generators.cuda_seed
-                    with cupy.cuda.Device(int(device.split(":")[1])):
-                        rng = cupy.random.default_rng(seed)
+                seed = _generators.seed
+                if device != "cpu" and _generators.cuda_seed is not None:
+                    seed = _generators.cuda_seed
+                rng = random_generator(device, seed)
                 _generators.by_device[device] = rng
     return rng
 
@@ -1978,14 +2044,9 @@ class Generator:
         self._rng = self._make(None)
 
     def _make(self, seed: int | None) -> Any:
-        if self.device == "cpu":
-            return np.random.default_rng(seed)
-        import cupy  # only reached for a usable GPU (normalize_device checked)
+        return random_generator(self.device, seed)
 
-        with cupy.cuda.Device(int(self.device.split(":")[1])):
-            return cupy.random.default_rng(seed)
-
-    def manual_seed(self, seed: int) -> "Generator":
+    def manual_seed(self, seed: int) -> Generator:
         """Reseed; returns the generator."""
         self._seed = int(seed)
         self._rng = self._make(self._seed)
@@ -1993,7 +2054,8 @@ class Generator:
 
     def seed(self) -> int:
         """Reseed from fresh OS entropy; returns the new seed."""
-        self._seed = int(np.random.SeedSequence().entropy % 2**63)
+        entropy: Any = np.random.SeedSequence().entropy
+        self._seed = int(entropy % 2**63)
         self._rng = self._make(self._seed)
         return self._seed
 
@@ -2005,7 +2067,7 @@ class Generator:
         """The generator's state (NumPy's bit-generator state dict)."""
         return self._rng.bit_generator.state
 
-    def set_state(self, state: Any) -> "Generator":
+    def set_state(self, state: Any) -> Generator:
         """Restore a state from :meth:`get_state`; returns the generator."""
         self._rng.bit_generator.state = state
         return self

@@ -148,7 +148,7 @@ def _repeats(sig: np.ndarray, free: np.ndarray, min_repeats: int, max_period: in
         if not eq.any():
             continue
         edges = np.diff(np.concatenate(([0], eq.astype(np.int8), [0])))
-        for s, e in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()):
+        for s, e in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=False):
             length = e - s
             count = (length + p) // p
             if count >= min_repeats:
@@ -217,8 +217,8 @@ def _consistent_blocks(funcs: list[Function], run: _Run, runs: list[_Run], pos: 
                       for s, parent in enumerate(funcs[base + o].parents)) for o in range(run.period)]
 
     reference = wiring(1)
-    for ref_op, op in zip(reference, wiring(0)):
-        for ref, d in zip(ref_op, op):
+    for ref_op, op in zip(reference, wiring(0), strict=False):
+        for ref, d in zip(ref_op, op, strict=False):
             if ref != d and not (ref[0] == "in" and ref[1] >= 1):
                 return 0
     for block in range(2, run.count):
@@ -361,7 +361,7 @@ class _Drawing:
                 continue
             run = runs[w[0]]
             later = funcs[i + run.period].parents
-            for parent, other in zip(fn.parents, later):
+            for parent, other in zip(fn.parents, later, strict=False):
                 if isinstance(parent, Tensor) and not isinstance(other, Tensor):
                     self.home.pop(id(parent), None)
         self.leaf_rep = {k: k for k in self.leaves}
@@ -476,10 +476,10 @@ class _Drawing:
                 label = text
             else:  # "out": from folded steps to an op outside them
                 count = self.runs[hits[0][0][0]].count
-                blocks = sorted({s[1] for s, _, _ in hits})
+                steps = sorted({s[1] for s, _, _ in hits})
                 if len(hits) == 1:
-                    text = f"step {blocks[0] + 1} of {count}"
-                elif blocks == list(range(count)) and len(hits) == count:
+                    text = f"step {steps[0] + 1} of {count}"
+                elif steps == list(range(count)) and len(hits) == count:
                     text = f"×{count}, one per step"
                 else:
                     text = f"×{len(hits)}"

@@ -19,19 +19,29 @@ import numpy as np
 from tinygrad_rnn import functional as _base
 from tinygrad_rnn import ops
 from tinygrad_rnn.backend import get_array_module
-from tinygrad_rnn.tensor import OpError, Tensor
 
-# re-export every public name of tinygrad_rnn.functional (the losses below replace two of them)
-for _name in dir(_base):
-    if not _name.startswith("_") and _name not in ("annotations", "Any", "np", "ops", "get_array_module",
-                                                    "OpError", "Tensor", "default_rng"):
-        globals()[_name] = getattr(_base, _name)
-del _name
+# tinygrad_rnn.functional's names, re-exported as they are (the losses below replace six of them, adding
+# PyTorch's legacy keywords, label smoothing and probability targets)
+from tinygrad_rnn.functional import (
+    check_dropout_probability,
+    dropout,
+    embedding,
+    linear,
+    log_softmax,
+    one_hot,
+    pad,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
+from tinygrad_rnn.tensor import OpError, Tensor, as_tensor
 
-__all__ = sorted(set(getattr(_base, "__all__", [])) | {
-    "cross_entropy", "nll_loss", "l1_loss", "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "logsigmoid", "flatten",
-})
+__all__ = [
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "check_dropout_probability", "cross_entropy",
+    "dropout", "embedding", "flatten", "l1_loss", "linear", "log_softmax", "logsigmoid", "mse_loss", "nll_loss",
+    "one_hot", "pad", "relu", "sigmoid", "softmax", "tanh",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -88,8 +98,8 @@ def _target_tensor(name: str, target: Any, like: Tensor, same_dtype: bool = Fals
     if tuple(array.shape) != tuple(like.shape):
         raise OpError(f"{name}: target shape {tuple(array.shape)} must equal input shape {tuple(like.shape)}")
     if array.dtype.kind != "f":
-        return Tensor._wrap(array.astype(like.dtype))
-    return target if isinstance(target, Tensor) else Tensor._wrap(array)
+        return as_tensor(array.astype(like.dtype))
+    return target if isinstance(target, Tensor) else as_tensor(array)
 
 
 def _weight_array(name: str, weight: Any, n_classes: int, like: Tensor) -> Any:
@@ -273,7 +283,7 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, size_av
     log_1mx = ops.log(ops.clip(1 - input, tiny, None))
     loss = -(y * log_x + (1 - y) * log_1mx)
     if weight is not None:
-        loss = loss * Tensor._wrap(xp.asarray(weight.array if isinstance(weight, Tensor) else weight, dtype=input.dtype))
+        loss = loss * as_tensor(xp.asarray(weight.array if isinstance(weight, Tensor) else weight, dtype=input.dtype))
     return _reduce(loss, reduction)
 
 
@@ -294,7 +304,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     xp = get_array_module(input.array)
 
     def const(v: Any) -> Tensor:
-        return Tensor._wrap(xp.asarray(v.array if isinstance(v, Tensor) else v, dtype=input.dtype))
+        return as_tensor(xp.asarray(v.array if isinstance(v, Tensor) else v, dtype=input.dtype))
 
     log_p, log_q = _log_sigmoid_pair(input)
     pos = y if pos_weight is None else y * const(pos_weight)

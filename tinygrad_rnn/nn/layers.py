@@ -116,7 +116,8 @@ class Embedding(Module):
     def from_pretrained(cls, embeddings: Any, freeze: bool = True, padding_idx: int | None = None,
                         max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
                         sparse: bool = False) -> Embedding:
-        """An Embedding whose weight is a copy of the 2-D ``embeddings``; frozen (no gradient) unless ``freeze=False``."""
+        """An Embedding whose weight is a copy of the 2-D ``embeddings``; frozen (no gradient) unless
+        ``freeze=False``."""
         shape = tuple(embeddings.shape)
         if len(shape) != 2:
             raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape {shape}")

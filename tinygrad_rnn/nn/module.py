@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -106,6 +106,15 @@ class Module:
     """
 
     training: bool
+    # the registries, set in __init__ through object.__setattr__ (this class's __setattr__ files into them)
+    _parameters: OrderedDict[str, Any]
+    _buffers: OrderedDict[str, Any]
+    _non_persistent_buffers: set[str]
+    _modules: OrderedDict[str, Any]
+
+    if TYPE_CHECKING:  # for mypy: a parameter, buffer or sub-module registered under any name is an attribute
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -389,7 +398,8 @@ class Module:
                 if b is not None and name not in module._non_persistent_buffers:
                     yield dotted + name, b
 
-    def state_dict(self, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> OrderedDict[str, Tensor]:
+    def state_dict(self, destination: Any = None, prefix: str = "",
+                   keep_vars: bool = False) -> OrderedDict[str, Tensor]:
         """An ordered dict of dotted name -> Tensor: parameters and persistent buffers, as PyTorch names them.
 
         Values are detached tensors sharing the parameters' memory (the Parameters themselves with

@@ -45,7 +45,7 @@ from tinygrad_rnn.nn.cells import RecurrentCell, State
 from tinygrad_rnn.nn.layers import uniform_parameter
 from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.nn.utils.rnn import PackedSequence
-from tinygrad_rnn.tensor import OpError, Tensor, full, zeros
+from tinygrad_rnn.tensor import OpError, Tensor, as_tensor, full, zeros
 
 __all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell",
            "RNNBase", "RNN", "LSTM", "GRU", "PeepholeLSTM", "pad_sequences"]
@@ -298,7 +298,7 @@ class RNNBase(Module):
             if isinstance(hx, (tuple, list)) and hx and isinstance(hx[0], Tensor):
                 raise OpError(f"{name}: expected hx to be one tensor of shape "
                               f"(num_layers*num_directions, batch, hidden_size), got a {type(hx).__name__}")
-            given = (hx,)
+            given: tuple[Any, ...] = (hx,)
         elif hx is None:
             given = (None,) * len(state_names)
         elif not isinstance(hx, (tuple, list)) or len(hx) != len(state_names):
@@ -338,7 +338,7 @@ class RNNBase(Module):
         if values.min() < 1 or values.max() > steps:
             raise OpError(f"{name}: every length must lie in 1..T = 1..{steps}, got {values.tolist()}")
         # an op (not NumPy code here), so that a captured step recomputes the mask from new lengths
-        return ops.LengthMask.apply(Tensor._wrap(values), steps=steps, device=like.device).array
+        return ops.LengthMask.apply(as_tensor(values), steps=steps, device=like.device).array
 
     # ---------------------------------------------------------------- the time loop
     def _run_direction(self, x: Tensor, suffix: str, state: State, reverse: bool, mask: Any) -> tuple[Tensor, State]:
@@ -378,7 +378,7 @@ class RNNBase(Module):
                 message names the layer, the expected and the received shape.
         """
         packed = input if isinstance(input, PackedSequence) else None
-        rows = None
+        rows: Any = None
         if packed is not None:
             if lengths is not None:
                 raise OpError(f"{type(self).__name__}: a PackedSequence carries its lengths; got lengths= too")
@@ -501,7 +501,7 @@ def pad_sequences(sequences: Sequence[Any], batch_first: bool = False, padding_v
     """
     if not sequences:
         raise ValueError("pad_sequences: needs at least one sequence")
-    tensors = []
+    tensors: list[Tensor] = []
     for i, s in enumerate(sequences):
         t = s if isinstance(s, Tensor) else Tensor(s)
         if device is not None:

@@ -49,7 +49,8 @@ class Adam(Optimizer):
         OptimizerError: bad params or an option out of range.
     """
 
-    _state_kinds: ClassVar[dict[str, str]] = {"step": COUNT, "exp_avg": PARAM, "exp_avg_sq": PARAM, "max_exp_avg_sq": PARAM}
+    _state_kinds: ClassVar[dict[str, str]] = {"step": COUNT, "exp_avg": PARAM, "exp_avg_sq": PARAM,
+                                              "max_exp_avg_sq": PARAM}
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
@@ -58,8 +59,9 @@ class Adam(Optimizer):
                  decoupled_weight_decay: bool = False):
         check_torch_switches(type(self).__name__, foreach, fused, capturable, differentiable)
         betas = tuple(betas) if isinstance(betas, list) else betas
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
-                                      "maximize": maximize, "decoupled_weight_decay": decoupled_weight_decay})
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                                      "amsgrad": amsgrad, "maximize": maximize,
+                                      "decoupled_weight_decay": decoupled_weight_decay})
 
     def _check_options(self, group: Mapping[str, Any]) -> None:
         name = type(self).__name__

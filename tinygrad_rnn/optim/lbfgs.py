@@ -153,7 +153,8 @@ class LBFGS(Optimizer):
             a closure.
     """
 
-    _lbfgs_state: ClassVar[dict[str, str]] = {"func_evals": COUNT, "n_iter": COUNT, "d": _VECTOR, "t": _SCALAR, "old_dirs": _VECTORS,
+    _lbfgs_state: ClassVar[dict[str, str]] = {"func_evals": COUNT, "n_iter": COUNT, "d": _VECTOR, "t": _SCALAR,
+                    "old_dirs": _VECTORS,
                     "old_stps": _VECTORS, "ro": _SCALARS, "H_diag": _SCALAR, "prev_flat_grad": _VECTOR,
                     "prev_loss": _SCALAR, "al": _SCALARS}
 
@@ -162,7 +163,8 @@ class LBFGS(Optimizer):
                  history_size: int = 100, line_search_fn: str | None = None):
         if max_eval is None and isinstance(max_iter, int) and not isinstance(max_iter, bool):
             max_eval = max_iter * 5 // 4
-        super().__init__(params, {"lr": lr, "max_iter": max_iter, "max_eval": max_eval, "tolerance_grad": tolerance_grad,
+        super().__init__(params, {"lr": lr, "max_iter": max_iter, "max_eval": max_eval,
+                                      "tolerance_grad": tolerance_grad,
                                       "tolerance_change": tolerance_change, "history_size": history_size,
                                       "line_search_fn": line_search_fn})
         if len(self.param_groups) != 1:
@@ -216,12 +218,12 @@ class LBFGS(Optimizer):
         with enable_grad():
             loss = float(closure())
         flat_grad = self._gather_flat_grad()
-        for p, saved in zip(self._params, x):
+        for p, saved in zip(self._params, x, strict=False):
             p.array[...] = saved
         return loss, flat_grad
 
     # ------------------------------------------------------------------ step
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Run up to ``max_iter`` L-BFGS iterations; ``closure`` re-evaluates the model and returns the loss.
 
         Returns:
@@ -257,10 +259,14 @@ class LBFGS(Optimizer):
         if float(xp.abs(flat_grad).max()) <= tolerance_grad:  # already optimal
             return orig_loss
 
-        d, t = state.get("d"), state.get("t")
-        old_dirs, old_stps, ro = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
-        H_diag = state.get("H_diag")
-        prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
+        d: Any = state.get("d")
+        t: Any = state.get("t")
+        old_dirs: Any = state.get("old_dirs")
+        old_stps: Any = state.get("old_stps")
+        ro: Any = state.get("ro")
+        H_diag: Any = state.get("H_diag")
+        prev_flat_grad: Any = state.get("prev_flat_grad")
+        prev_loss: Any = state.get("prev_loss")
 
         n_iter = 0
         while n_iter < max_iter:

@@ -111,7 +111,7 @@ class LRScheduler:
             self.last_epoch = epoch
             closed = getattr(self, "_get_closed_form_lr", None)
             values = closed() if closed is not None else self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, values):
+        for group, lr in zip(self.optimizer.param_groups, values, strict=False):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
@@ -175,6 +175,7 @@ class _LambdaState(LRScheduler):
     """State dicts of schedules holding functions: the functions are not saved (as PyTorch)."""
 
     _not_saved = ("optimizer", "lr_lambdas")
+    lr_lambdas: list[Any]  # set by the subclass's __init__
 
     def state_dict(self) -> dict[str, Any]:
         out = super().state_dict()
@@ -189,7 +190,7 @@ class _LambdaState(LRScheduler):
             raise OptimizerError(f"{type(self).__name__}.load_state_dict: lr_lambdas must be a list of "
                                  f"{len(self.lr_lambdas)} entries, got {fns!r}")
         super().load_state_dict(state)
-        for fn, saved in zip(self.lr_lambdas, fns):
+        for fn, saved in zip(self.lr_lambdas, fns, strict=False):
             if saved is not None:
                 fn.__dict__.update(saved)
 
@@ -207,7 +208,8 @@ class LambdaLR(_LambdaState):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        return [base_lr * _factor("LambdaLR", fn, self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+        return [base_lr * _factor("LambdaLR", fn, self.last_epoch)
+                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=False)]
 
 
 class MultiplicativeLR(_LambdaState):
@@ -226,7 +228,7 @@ class MultiplicativeLR(_LambdaState):
         if self._is_initial:
             return self._group_lrs()
         return [group["lr"] * _factor("MultiplicativeLR", fn, self.last_epoch)
-                for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
+                for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups, strict=False)]
 
 
 class StepLR(LRScheduler):
@@ -352,7 +354,7 @@ class CosineAnnealingLR(LRScheduler):
                     for base_lr in self.base_lrs]
         if (self.last_epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
             return [group["lr"] + (base_lr - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
-                    for base_lr, group in zip(self.base_lrs, self.optimizer.param_groups)]
+                    for base_lr, group in zip(self.base_lrs, self.optimizer.param_groups, strict=False)]
         ratio = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / (
             1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max))
         return [ratio * (group["lr"] - self.eta_min) + self.eta_min for group in self.optimizer.param_groups]
@@ -524,7 +526,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         _check_int("CosineAnnealingWarmRestarts", "T_0", T_0, 1)
         _check_int("CosineAnnealingWarmRestarts", "T_mult", T_mult, 1)
         check_number("CosineAnnealingWarmRestarts", "eta_min", eta_min)
-        self.T_0, self.T_i, self.T_mult, self.eta_min, self.T_cur = T_0, T_0, T_mult, eta_min, last_epoch
+        self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
+        self.T_cur: float = last_epoch
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -748,6 +751,7 @@ class ChainedScheduler(LRScheduler):
             raise OptimizerError(f"{name}: expected at least one scheduler")
         optimizer = optimizer if optimizer is not None else getattr(schedulers[0], "optimizer", None)
         _check_optimizer(name, optimizer)
+        assert optimizer is not None  # (_check_optimizer raised otherwise)
         for i, s in enumerate(schedulers):
             if isinstance(s, ReduceLROnPlateau) or not isinstance(s, LRScheduler):
                 raise OptimizerError(f"{name}: schedulers[{i}] must be an LRScheduler other than ReduceLROnPlateau, "

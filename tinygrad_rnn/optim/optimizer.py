@@ -173,8 +173,8 @@ class Optimizer:
     Raises:
         OptimizerError: ``params`` is a Tensor, a set, empty, holds something other than Tensors/dicts, a
             tensor that does not require grad (a frozen :class:`~tinygrad_rnn.nn.Parameter` is accepted and
-            skipped while it has no gradient, as in PyTorch), a non-leaf tensor, or a parameter twice; an option is out of
-            range (the message names the optimizer, the option, the value and the valid range).
+            skipped while it has no gradient, as in PyTorch), a non-leaf tensor, or a parameter twice; an option
+            is out of range (the message names the optimizer, the option, the value and the valid range).
     """
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]):
@@ -191,7 +191,7 @@ class Optimizer:
             raise OptimizerError(f"{name}: params must be an iterable of Tensors or dicts, got a "
                                  f"{type(params).__name__}; wrap one parameter group in a list: [group]")
         try:
-            items = list(params)
+            items: list[Any] = list(params)
         except TypeError:
             raise OptimizerError(f"{name}: params must be an iterable of Tensors or dicts, got "
                                  f"{type(params).__name__}") from None
@@ -406,7 +406,7 @@ class Optimizer:
                                  f"group(s), this optimizer has {len(self.param_groups)}")
         id_map: dict[Any, tuple[Tensor, dict[str, Any]]] = {}
         new_groups = []
-        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=False)):
             ids = saved.get("params")
             if not isinstance(ids, (list, tuple)) or not all(
                     isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in ids):
@@ -421,7 +421,7 @@ class Optimizer:
             new_group = {k: copy.deepcopy(v) for k, v in saved.items() if k != "params"}
             self._check_options(new_group)
             new_group["params"] = group["params"]
-            for k, p in zip(ids, group["params"]):
+            for k, p in zip(ids, group["params"], strict=False):
                 if int(k) in id_map:
                     raise OptimizerError(f"{owner}.load_state_dict: parameter index {int(k)} appears twice in "
                                          "param_groups")

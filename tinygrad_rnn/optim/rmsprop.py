@@ -40,14 +40,16 @@ class RMSprop(Optimizer):
         OptimizerError: bad params or an option out of range.
     """
 
-    _state_kinds: ClassVar[dict[str, str]] = {"step": COUNT, "square_avg": PARAM, "momentum_buffer": PARAM, "grad_avg": PARAM}
+    _state_kinds: ClassVar[dict[str, str]] = {"step": COUNT, "square_avg": PARAM, "momentum_buffer": PARAM,
+                                              "grad_avg": PARAM}
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
                  capturable: bool = False, foreach: bool | None = None, maximize: bool = False,
                  differentiable: bool = False):
         check_torch_switches("RMSprop", foreach, None, capturable, differentiable)
-        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay, "momentum": momentum,
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
+                                      "momentum": momentum,
                                       "centered": centered, "maximize": maximize})
 
     def _check_options(self, group: Mapping[str, Any]) -> None:

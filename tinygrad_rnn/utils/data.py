@@ -2,7 +2,8 @@
 ``random_split``, samplers and ``DataLoader`` with PyTorch's ``default_collate``.
 
 Randomness (``shuffle=True``, ``RandomSampler``, ``random_split``) comes from the project's generator
-(:func:`tinygrad_rnn.manual_seed`) unless ``generator`` is given (a ``numpy.random.Generator`` or an int seed), so a seeded run
+(:func:`tinygrad_rnn.manual_seed`) unless ``generator`` is given (a ``numpy.random.Generator`` or an int seed), so
+a seeded run
 draws the same batches every time. Batches are built in the calling process: ``num_workers`` must be 0 (worker
 processes are not supported; the loader raises ``ValueError`` otherwise).
 """
@@ -49,6 +50,11 @@ def _generator(generator: Any) -> Any:
         raise TypeError(f"generator must be a numpy.random.Generator, an int seed or None, "
                         f"got {type(generator).__name__}")
     return generator
+
+
+def _len(dataset: Any) -> int:
+    """``len(dataset)`` (a map-style dataset defines ``__len__``; :class:`Dataset` itself does not, as PyTorch's)."""
+    return len(dataset)
 
 
 class Dataset(Generic[T_co]):
@@ -115,7 +121,7 @@ class ConcatDataset(Dataset[T_co]):
         for d in self.datasets:
             if isinstance(d, IterableDataset):
                 raise TypeError("ConcatDataset does not support IterableDataset")
-        self.cumulative_sizes = list(np.cumsum([len(d) for d in self.datasets]))
+        self.cumulative_sizes = list(np.cumsum([_len(d) for d in self.datasets]))
 
     def __len__(self) -> int:
         return int(self.cumulative_sizes[-1])
@@ -131,7 +137,8 @@ class ConcatDataset(Dataset[T_co]):
 
 
 def random_split(dataset: Dataset[T_co], lengths: Sequence[int | float], generator: Any = None) -> list[Subset[T_co]]:
-    """Split ``dataset`` into non-overlapping random subsets of the given lengths (as ``torch.utils.data.random_split``).
+    """Split ``dataset`` into non-overlapping random subsets of the given lengths (as
+    ``torch.utils.data.random_split``).
 
     ``lengths`` are counts summing to ``len(dataset)``, or fractions summing to 1: each gets ``floor(f·n)``
     and the remainder is dealt one by one to the subsets in order (PyTorch's rule).
@@ -139,7 +146,7 @@ def random_split(dataset: Dataset[T_co], lengths: Sequence[int | float], generat
     Raises:
         ValueError: counts that do not sum to the dataset's length, or fractions that do not sum to 1.
     """
-    n = len(dataset)
+    n = _len(dataset)
     lengths = list(lengths)
     if lengths and all(isinstance(x, float) for x in lengths) and math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
         counts = [math.floor(n * f) for f in lengths]
@@ -151,7 +158,7 @@ def random_split(dataset: Dataset[T_co], lengths: Sequence[int | float], generat
                          f"({n}) or fractions summing to 1, got {lengths}")
     order = _generator(generator).permutation(n).tolist()
     out, offset = [], 0
-    for count in lengths:
+    for count in map(int, lengths):
         out.append(Subset(dataset, order[offset:offset + count]))
         offset += count
     return out
@@ -293,16 +300,17 @@ def default_collate(batch: Sequence[Any]) -> Any:
         except TypeError:
             return {k: default_collate([d[k] for d in batch]) for k in elem}
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):
-        return type(elem)(*(default_collate(list(s)) for s in zip(*batch)))
+        return type(elem)(*(default_collate(list(s)) for s in zip(*batch, strict=False)))
     if isinstance(elem, Sequence):
         size = len(elem)
         if any(len(b) != size for b in batch):
             raise RuntimeError("default_collate: each element in list of batch should be of equal size")
-        transposed = [default_collate(list(s)) for s in zip(*batch)]
+        transposed = [default_collate(list(s)) for s in zip(*batch, strict=False)]
         if isinstance(elem, tuple):
             return transposed
         try:
-            return type(elem)(transposed)
+            elem_type: Any = type(elem)
+            return elem_type(transposed)
         except TypeError:
             return transposed
     raise TypeError(f"default_collate: batch must contain Tensors, NumPy arrays, numbers, dicts or lists; "
@@ -360,7 +368,8 @@ class DataLoader(Generic[T_co]):
             sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
         if batch_size is not None and batch_sampler is None and not iterable:
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
-        self.batch_size, self.drop_last, self.sampler, self.batch_sampler = batch_size, drop_last, sampler, batch_sampler
+        self.batch_size, self.drop_last = batch_size, drop_last
+        self.sampler, self.batch_sampler = sampler, batch_sampler
         self._iterable = iterable
         self.collate_fn = collate_fn if collate_fn is not None else (
             default_collate if (batch_size is not None or batch_sampler is not None) else default_convert)

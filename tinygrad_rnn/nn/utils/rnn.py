@@ -219,6 +219,7 @@ def unpad_sequence(padded_sequences: Tensor, lengths: Any, batch_first: bool = F
 
 
 def unpack_sequence(packed_sequences: PackedSequence) -> list[Tensor]:
-    """The list of sequences in a :class:`PackedSequence`, in the original order: the inverse of :func:`pack_sequence`."""
+    """The list of sequences in a :class:`PackedSequence`, in the original order: the inverse of
+    :func:`pack_sequence`."""
     padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
     return unpad_sequence(padded, lengths, batch_first=True)
