@@ -175,7 +175,7 @@ def _erf_array(a: Any) -> Any:
         from cupyx.scipy.special import erf as cupy_erf  # noqa: PLC0415 - only on the GPU path
 
         return cupy_erf(a)
-    return np.frompyfunc(math.erf, 1, 1)(a).astype(a.dtype)
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(a), dtype=a.dtype)  # (a 0-d input gives a Python float)
 
 
 class Erf(Function):
