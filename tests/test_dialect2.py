@@ -350,3 +350,30 @@ def _run_both(rng, ws, ts, opt, topt):
             o.step()
         for a, b in zip(ws, ts):
             np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-10)
+
+
+def test_weighted_random_sampler():
+    from tinygrad_rnn.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+    weights = [0.1, 0.0, 0.6, 0.3]
+    s = WeightedRandomSampler(weights, 20000, generator=0)
+    assert len(s) == 20000
+    counts = np.bincount(list(s), minlength=4) / 20000
+    np.testing.assert_allclose(counts, weights, atol=0.02)
+    assert counts[1] == 0
+    once = list(WeightedRandomSampler(tg.tensor(weights), 3, replacement=False, generator=1))
+    assert sorted(once) == [0, 2, 3]
+    assert list(WeightedRandomSampler(weights, 5, generator=7)) == list(WeightedRandomSampler(weights, 5, generator=7))
+    for bad in ({"num_samples": 0}, {"num_samples": 2.0}, {"num_samples": True}):
+        with pytest.raises(ValueError, match="num_samples"):
+            WeightedRandomSampler(weights, **bad)
+    with pytest.raises(ValueError, match="replacement"):
+        WeightedRandomSampler(weights, 2, replacement=1)
+    with pytest.raises(ValueError, match="without replacement"):
+        WeightedRandomSampler(weights, 4, replacement=False)
+    with pytest.raises(ValueError, match="non-negative"):
+        WeightedRandomSampler([1.0, -1.0], 2)
+    loader = DataLoader(TensorDataset(tg.arange(4)), batch_size=2, sampler=WeightedRandomSampler(weights, 6, generator=2))
+    assert sum(len(b[0]) for b in loader) == 6
+    torch_s = torch.utils.data.WeightedRandomSampler(weights, 6)
+    assert len(torch_s) == len(WeightedRandomSampler(weights, 6))

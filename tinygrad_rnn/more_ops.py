@@ -172,7 +172,7 @@ def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
 def _erf_array(a: Any) -> Any:
     xp = get_array_module(a)
     if xp is not np:  # CuPy
-        from cupyx.scipy.special import erf as cupy_erf  # noqa: PLC0415 - only on the GPU path
+        from cupyx.scipy.special import erf as cupy_erf
 
         return cupy_erf(a)
     return np.asarray(np.frompyfunc(math.erf, 1, 1)(a), dtype=a.dtype)  # (a 0-d input gives a Python float)
@@ -201,14 +201,14 @@ class Log1p(Function):
         return g / (1 + self.a)
 
 
-def erf(input: Tensor) -> Tensor:  # noqa: A002
+def erf(input: Tensor) -> Tensor:
     """``torch.erf``, elementwise; differentiable (see :class:`Erf`)."""
     if input.dtype.kind != "f":
         raise TypeError(f"erf: expected a floating-point tensor, got dtype {input.dtype}")
     return Erf.apply(input)
 
 
-def log1p(input: Tensor) -> Tensor:  # noqa: A002
+def log1p(input: Tensor) -> Tensor:
     """``torch.log1p``, elementwise ``log(1 + x)``; differentiable (see :class:`Log1p`)."""
     if input.dtype.kind != "f":
         raise TypeError(f"log1p: expected a floating-point tensor, got dtype {input.dtype}")
