@@ -348,7 +348,7 @@ def _run_both(rng, ws, ts, opt, topt):
             out = (lib.tensor(x) @ params[0].T + params[1]).tanh()
             ((out - 0.3) ** 2).sum().backward()
             o.step()
-        for a, b in zip(ws, ts):
+        for a, b in zip(ws, ts, strict=True):
             np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-10)
 
 
@@ -373,7 +373,8 @@ def test_weighted_random_sampler():
         WeightedRandomSampler(weights, 4, replacement=False)
     with pytest.raises(ValueError, match="non-negative"):
         WeightedRandomSampler([1.0, -1.0], 2)
-    loader = DataLoader(TensorDataset(tg.arange(4)), batch_size=2, sampler=WeightedRandomSampler(weights, 6, generator=2))
+    sampler = WeightedRandomSampler(weights, 6, generator=2)
+    loader = DataLoader(TensorDataset(tg.arange(4)), batch_size=2, sampler=sampler)
     assert sum(len(b[0]) for b in loader) == 6
     torch_s = torch.utils.data.WeightedRandomSampler(weights, 6)
     assert len(torch_s) == len(WeightedRandomSampler(weights, 6))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import ops as _ops
+from tinygrad_rnn.backend import erf as backend_erf
 from tinygrad_rnn.backend import get_array_module
 from tinygrad_rnn.tensor import Function, OpError, Tensor
 
@@ -169,21 +170,12 @@ def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
 
 
 # ---------------------------------------------------------------- two differentiable primitives
-def _erf_array(a: Any) -> Any:
-    xp = get_array_module(a)
-    if xp is not np:  # CuPy
-        from cupyx.scipy.special import erf as cupy_erf
-
-        return cupy_erf(a)
-    return np.asarray(np.frompyfunc(math.erf, 1, 1)(a), dtype=a.dtype)  # (a 0-d input gives a Python float)
-
-
 class Erf(Function):
     """The error function. Backward: ``∂a = g·2/√π·exp(-a²)``."""
 
     def forward(self, a):
         self.a = a
-        return _erf_array(a)
+        return backend_erf(a)
 
     def backward(self, g):
         xp = get_array_module(self.a)

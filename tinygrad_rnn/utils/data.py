@@ -419,7 +419,8 @@ class WeightedRandomSampler(Sampler[int]):
 
     def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True, generator: Any = None):
         if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
-            raise ValueError(f"WeightedRandomSampler: num_samples should be a positive integer value, got {num_samples!r}")
+            raise ValueError("WeightedRandomSampler: num_samples should be a positive integer value, "
+                             f"got {num_samples!r}")
         if not isinstance(replacement, bool):
             raise ValueError(f"WeightedRandomSampler: replacement should be a boolean value, got {replacement!r}")
         w = np.asarray(weights.numpy() if isinstance(weights, Tensor) else weights, dtype=np.float64)
