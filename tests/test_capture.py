@@ -534,7 +534,7 @@ def test_fuse_weight_grads_is_one_matmul_within_its_error_bound(dtype):
     def f(hs, rs):  # the weight used through one transpose, as the recurrent layers use theirs
         wt = w.T
         loss = None
-        for h, r in zip(hs.unbind(0), rs.unbind(0)):
+        for h, r in zip(hs.unbind(0), rs.unbind(0), strict=True):
             term = ((h @ wt) * r).sum()
             loss = term if loss is None else loss + term
         loss.backward()
@@ -584,7 +584,7 @@ def test_fuse_weight_grads_on_the_layers_with_lengths_bidirectional_two_layers(k
         tg.manual_seed(k)
         lf = fused(tg.tensor(x), tg.tensor(y), lengths)
         assert le.item() == lf.item()  # the forward is untouched
-        for (name, pe), pf in zip(model_e.named_parameters(), model_f.parameters()):
+        for (name, pe), pf in zip(model_e.named_parameters(), model_f.parameters(), strict=True):
             ge, gf = pe.grad.numpy(), pf.grad.numpy()
             if "weight_hh" not in name:
                 assert np.array_equal(ge, gf), name  # only the recurrent weights' gradients are summed otherwise

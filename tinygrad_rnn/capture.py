@@ -1106,6 +1106,10 @@ def _written_roots(ins: _Instr) -> set[int]:
     return {s.root().id for s in found}
 
 
+def _index0(arr: Any, j: int) -> Any:
+    return arr[j]
+
+
 def _fuse_weight_grads(instrs: list[_Instr], sums: list[tuple], outputs: Any) -> list[_Instr]:
     """Replace each sum ``Σ_t a_tᵀ @ g_t`` that the backward builds step by step (T matmuls and T-1 adds into one
     weight's gradient) by one ``A_allᵀ @ G_all`` over (T·B, ·) stacks, run where the last add ran.
@@ -1160,7 +1164,7 @@ def _fuse_weight_grads(instrs: list[_Instr], sums: list[tuple], outputs: Any) ->
             i = pos[id(m)]
             for x, stack in ((a, stack_a), (g, stack_g)):
                 proto = stack.proto[j]
-                fn = (lambda arr, j=j: arr[j])
+                fn = functools.partial(_index0, j=j)
                 whole = x.kind == "buf" and x.perm == tuple(range(x.ndim)) and x.id not in aliased
                 if whole and not any(x.id in writes[w] for w in range(i + 1, last + 1) if w not in mine):
                     x.kind, x.base, x.fn, x.proto = "view", stack, fn, proto  # the producer writes into the stack
