@@ -518,3 +518,86 @@ def test_a_mask_from_an_argument_is_keyed_by_its_value():
         w.grad = None
         eager = f(tg.tensor(values)).item()
         assert replayed == eager and np.array_equal(replayed_grad, w.grad.numpy())
+
+
+def _gamma(n, dtype):
+    u = float(np.finfo(dtype).eps) / 2
+    return n * u / (1 - n * u)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fuse_weight_grads_is_one_matmul_within_its_error_bound(dtype):
+    """Σ_t h_tᵀ @ g_t as one (H, T·B) @ (T·B, K) product: |fused − eager| ≤ 2·γ_n·Σ_t |h_t|ᵀ|g_t|, n = T·B."""
+    T, B, H, K = 50, 4, 6, 5
+    rng = np.random.default_rng(0)
+    w = tg.tensor(rng.standard_normal((K, H)).astype(dtype), requires_grad=True)
+
+    def f(hs, rs):  # the weight used through one transpose, as the recurrent layers use theirs
+        wt = w.T
+        loss = None
+        for h, r in zip(hs.unbind(0), rs.unbind(0), strict=True):
+            term = ((h @ wt) * r).sum()
+            loss = term if loss is None else loss + term
+        loss.backward()
+        return loss
+
+    fused, default = capture(f, fuse_weight_grads=True), capture(f)
+    for _ in range(3):
+        hs_np = rng.standard_normal((T, B, H)).astype(dtype)
+        rs_np = (rng.standard_normal((T, B, K)) * 10.0 ** rng.uniform(-3, 3, (T, 1, 1))).astype(dtype)
+        hs, rs = tg.tensor(hs_np), tg.tensor(rs_np)
+        w.grad = None
+        f(hs, rs)
+        g_eager = w.grad.numpy().copy()
+        w.grad = None
+        default(hs, rs)
+        assert np.array_equal(w.grad.numpy(), g_eager)  # the default stays bitwise
+        w.grad = None
+        fused(hs, rs)
+        g_fused = w.grad.numpy().copy()
+    exact = np.einsum("tbh,tbk->kh", hs_np.astype(np.longdouble), rs_np.astype(np.longdouble))
+    scale = np.einsum("tbh,tbk->kh", np.abs(hs_np).astype(np.longdouble), np.abs(rs_np).astype(np.longdouble))
+    bound = _gamma(T * B, dtype) * scale
+    assert np.all(np.abs(g_fused - exact) <= bound) and np.all(np.abs(g_eager - exact) <= bound)
+    assert np.all(np.abs(g_fused - g_eager) <= 2 * bound)
+    program = next(iter(fused._programs.values()))
+    assert sum(ins.fn is np.matmul for ins in program.instrs) == T + 1  # T forward products, one for the gradient
+
+
+@pytest.mark.parametrize("kind, batch_first", [("tanh", False), ("relu", True), ("LSTM", True), ("GRU", False)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fuse_weight_grads_on_the_layers_with_lengths_bidirectional_two_layers(kind, batch_first, dtype):
+    model_e = Model(kind, 7, 3, 5, 2, True, batch_first, 0.5, dtype)
+    model_f = Model(kind, 7, 3, 5, 2, True, batch_first, 0.5, dtype)
+    eager, fused = _step(model_e), capture(_step(model_f), fuse_weight_grads=True)
+    T, B = 9, 3
+    rng = np.random.default_rng(1)
+    u = float(np.finfo(dtype).eps) / 2
+    worst = 0.0
+    for k in range(3):
+        shape = (B, T) if batch_first else (T, B)
+        x, y = rng.integers(0, 7, shape), rng.integers(0, 7, shape)
+        lengths = np.array([9, 4, 7])
+        model_e.zero_grad()
+        model_f.zero_grad()
+        tg.manual_seed(k)  # the same dropout masks
+        le = eager(tg.tensor(x), tg.tensor(y), lengths)
+        tg.manual_seed(k)
+        lf = fused(tg.tensor(x), tg.tensor(y), lengths)
+        assert le.item() == lf.item()  # the forward is untouched
+        for (name, pe), pf in zip(model_e.named_parameters(), model_f.parameters(), strict=True):
+            ge, gf = pe.grad.numpy(), pf.grad.numpy()
+            if "weight_hh" not in name:
+                assert np.array_equal(ge, gf), name  # only the recurrent weights' gradients are summed otherwise
+            else:
+                d = float(np.max(np.abs(ge - gf)) / np.max(np.abs(ge)))
+                worst = max(worst, d)
+                assert d <= 4 * T * B * u, (name, d)
+    default = capture(_step(model_e))
+    default(tg.tensor(x), tg.tensor(y), lengths)
+
+    def products(c):
+        return sum(ins.fn is np.matmul for ins in next(iter(c._programs.values())).instrs)
+
+    # one product per recurrent weight (2 layers × 2 directions) instead of one per step
+    assert products(default) - products(fused) == 4 * (T - 1)

@@ -212,3 +212,169 @@ def test_relu_gives_positive_zero():
     np.testing.assert_array_equal(np.signbit(out.numpy()[:1]), np.signbit(ref.numpy()[:1]))
     np.testing.assert_array_equal(out.numpy(), ref.numpy())
     assert str(F.relu(tg.tensor([-1.0])).tolist()) == "[0.0]"
+
+
+def _check_fn(ours, theirs, a, rtol=1e-12, atol=1e-15):
+    """Values and input gradients (weighted sum) of ours(x) against theirs(torch x), float64."""
+    x, tx = tg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    out, tout = ours(x), theirs(tx)
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=rtol, atol=atol)
+    w = np.linspace(-1.0, 2.0, tout.numel()).reshape(tuple(tout.shape))
+    (out * tg.tensor(w)).sum().backward()
+    (tout * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=rtol, atol=atol)
+
+
+A = np.array([[-30.0, -3.2, -0.7, 0.0, 0.4], [1.3, 2.9, 9.5, 25.0, -1e-3]])
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"beta": 2.0}, {"beta": 0.5, "threshold": 1.0}])
+def test_softplus(kwargs):
+    _check_fn(lambda x: F.softplus(x, **kwargs), lambda x: torch.nn.functional.softplus(x, **kwargs), A)
+    _check_fn(nn.Softplus(**kwargs), torch.nn.Softplus(**kwargs), A)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(approximate):
+    _check_fn(lambda x: F.gelu(x, approximate=approximate),
+              lambda x: torch.nn.functional.gelu(x, approximate=approximate), A / 4)
+    _check_fn(nn.GELU(approximate), torch.nn.GELU(approximate), A / 4)
+
+
+def test_erf_log1p():
+    _check_fn(tg.erf, torch.erf, A / 8)
+    _check_fn(tg.log1p, torch.log1p, np.abs(A) / 3 + 1e-9)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2])
+def test_leaky_relu(slope):
+    _check_fn(lambda x: F.leaky_relu(x, slope), lambda x: torch.nn.functional.leaky_relu(x, slope), A)
+    _check_fn(nn.LeakyReLU(slope), torch.nn.LeakyReLU(slope), A)
+
+
+@pytest.mark.parametrize("p,dim", [(2.0, 1), (1.0, 0), (2.0, -1)])
+def test_normalize(p, dim):
+    _check_fn(lambda x: F.normalize(x, p, dim), lambda x: torch.nn.functional.normalize(x, p, dim), A / 7)
+    z = np.zeros((2, 3))
+    _check_fn(lambda x: F.normalize(x, p, dim), lambda x: torch.nn.functional.normalize(x, p, dim), z)
+
+
+@pytest.mark.parametrize("shape,affine,bias", [(5, True, True), ((3, 5), True, False), (5, False, True)])
+def test_layer_norm(shape, affine, bias):
+    a = np.random.default_rng(0).normal(size=(4, 3, 5))
+    ours = nn.LayerNorm(shape, eps=1e-4, elementwise_affine=affine, bias=bias, dtype=tg.float64)
+    theirs = torch.nn.LayerNorm(shape, eps=1e-4, elementwise_affine=affine, bias=bias, dtype=torch.float64)
+    if affine:
+        g = np.random.default_rng(1).normal(size=theirs.weight.shape)
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(g))
+        ours.weight = nn.Parameter(tg.tensor(g))
+    _check_fn(ours, theirs, a)
+    if affine:
+        (ours(tg.tensor(a)) ** 2).sum().backward()
+        (theirs(torch.tensor(a)) ** 2).sum().backward()
+        np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-11)
+        if bias:
+            np.testing.assert_allclose(ours.bias.grad.numpy(), theirs.bias.grad.numpy(), rtol=1e-11)
+    assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
+    with pytest.raises(tg.OpError, match="LayerNorm"):
+        ours(tg.zeros(2, 4))
+    previous = tg.get_default_dtype()
+    tg.set_default_dtype(tg.float64)
+    try:
+        assert nn.LayerNorm(3).weight.dtype == np.float64
+    finally:
+        tg.set_default_dtype(previous)
+
+
+def test_tensor_legacy_sizes_form():
+    t = tg.Tensor(4, 3)
+    assert t.shape == (4, 3) and t.dtype == tg.get_default_dtype() and not t.requires_grad
+    assert t.tolist() == [[0.0] * 3] * 4
+    assert tg.Tensor(2, 3, 4, 5, 6).shape == (2, 3, 4, 5, 6)
+    w = nn.Parameter(tg.Tensor(4 * 3, 2))  # the LSTM-from-scratch idiom
+    nn.init.uniform_(w, -0.1, 0.1)
+    assert w.requires_grad and w.shape == (12, 2) and float(w.abs().max()) <= 0.1
+    previous = tg.get_default_dtype()
+    tg.set_default_dtype(tg.float64)
+    try:
+        assert tg.Tensor(2, 2).dtype == np.float64
+    finally:
+        tg.set_default_dtype(previous)
+    # the data form is unchanged
+    x = tg.Tensor([1.0, 2.0], True)
+    assert x.requires_grad and x.shape == (2,)
+    assert tg.Tensor(3).shape == () and tg.Tensor([1, 2]).dtype == np.int64  # keeps the data's dtype
+    assert tg.Tensor([1, 2], dtype=tg.float64).dtype == np.float64
+    with pytest.raises(TypeError, match="sizes must be ints"):
+        tg.Tensor(2, 3, "float32")
+    with pytest.raises(ValueError, match="negative"):
+        tg.Tensor(2, -3)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("NAdam", {}),
+    ("NAdam", {"lr": 0.01, "betas": (0.8, 0.95), "weight_decay": 0.1, "momentum_decay": 0.01}),
+    ("NAdam", {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True}),
+    ("Adamax", {}),
+    ("Adamax", {"lr": 0.05, "betas": (0.7, 0.9), "eps": 1e-3, "weight_decay": 0.1}),
+    ("Adamax", {"maximize": True}),
+])
+def test_nadam_adamax_match_torch(name, kwargs):
+    rng = np.random.default_rng(3)
+    w0, b0 = rng.normal(size=(3, 4)), rng.normal(size=(3,))
+    ws = [tg.tensor(w0, requires_grad=True), tg.tensor(b0, requires_grad=True)]
+    ts = [torch.tensor(w0, requires_grad=True), torch.tensor(b0, requires_grad=True)]
+    opt = getattr(tg.optim, name)(ws, **kwargs)
+    topt = getattr(torch.optim, name)(ts, **kwargs)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # torch keeps NAdam's mu_product in the default dtype (float32: ~1e-10 off)
+    try:
+        _run_both(rng, ws, ts, opt, topt)
+    finally:
+        torch.set_default_dtype(previous)
+    # the state round-trips through state_dict / load_state_dict
+    fresh = getattr(tg.optim, name)([tg.tensor(w0, requires_grad=True), tg.tensor(b0, requires_grad=True)], **kwargs)
+    fresh.load_state_dict(opt.state_dict())
+    assert sorted(fresh.state_dict()["state"][0]) == sorted(topt.state_dict()["state"][0])
+    assert fresh.state_dict()["state"][0]["step"] == 6
+
+
+def _run_both(rng, ws, ts, opt, topt):
+    for _ in range(6):
+        x = rng.normal(size=(5, 4))
+        for params, o, lib in ((ws, opt, tg), (ts, topt, torch)):
+            o.zero_grad()
+            out = (lib.tensor(x) @ params[0].T + params[1]).tanh()
+            ((out - 0.3) ** 2).sum().backward()
+            o.step()
+        for a, b in zip(ws, ts, strict=True):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-10)
+
+
+def test_weighted_random_sampler():
+    from tinygrad_rnn.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+    weights = [0.1, 0.0, 0.6, 0.3]
+    s = WeightedRandomSampler(weights, 20000, generator=0)
+    assert len(s) == 20000
+    counts = np.bincount(list(s), minlength=4) / 20000
+    np.testing.assert_allclose(counts, weights, atol=0.02)
+    assert counts[1] == 0
+    once = list(WeightedRandomSampler(tg.tensor(weights), 3, replacement=False, generator=1))
+    assert sorted(once) == [0, 2, 3]
+    assert list(WeightedRandomSampler(weights, 5, generator=7)) == list(WeightedRandomSampler(weights, 5, generator=7))
+    for bad in ({"num_samples": 0}, {"num_samples": 2.0}, {"num_samples": True}):
+        with pytest.raises(ValueError, match="num_samples"):
+            WeightedRandomSampler(weights, **bad)
+    with pytest.raises(ValueError, match="replacement"):
+        WeightedRandomSampler(weights, 2, replacement=1)
+    with pytest.raises(ValueError, match="without replacement"):
+        WeightedRandomSampler(weights, 4, replacement=False)
+    with pytest.raises(ValueError, match="non-negative"):
+        WeightedRandomSampler([1.0, -1.0], 2)
+    sampler = WeightedRandomSampler(weights, 6, generator=2)
+    loader = DataLoader(TensorDataset(tg.arange(4)), batch_size=2, sampler=sampler)
+    assert sum(len(b[0]) for b in loader) == 6
+    torch_s = torch.utils.data.WeightedRandomSampler(weights, 6)
+    assert len(torch_s) == len(WeightedRandomSampler(weights, 6))

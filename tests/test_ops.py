@@ -215,6 +215,9 @@ unary_spec("tanh", lambda t: t.tanh(), floats(-4, 4))
 unary_spec("sigmoid", tg.sigmoid, floats(-6, 6))
 unary_spec("relu", lambda t: t.relu(), away_from_zero(0.01, 3))  # away from the kink at 0
 unary_spec("abs", abs, away_from_zero(0.01, 3))
+unary_spec("erf", tg.erf, floats(-3, 3))
+unary_spec("log1p", lambda t: t.log1p(), floats(-0.9, 3))
+unary_spec("nan_to_num", lambda t: t.nan_to_num(), VALUES)  # finite values: the identity and its gradient
 
 
 @spec("clip")

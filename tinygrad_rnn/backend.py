@@ -264,3 +264,15 @@ def to_numpy(array: Any) -> np.ndarray:
 def is_torch_tensor(x: Any) -> bool:
     """True for a PyTorch tensor (or Parameter), recognised by its type's module: torch is never imported."""
     return type(x).__module__.split(".", 1)[0] == "torch"
+
+
+def erf(array: Any) -> Any:
+    """The error function elementwise, on either backend (``math.erf`` per element on NumPy, which has no erf;
+    ``cupyx.scipy.special.erf`` on CuPy). A 0-d input gives a 0-d array."""
+    if get_array_module(array) is np:
+        import math
+
+        return np.asarray(np.frompyfunc(math.erf, 1, 1)(array), dtype=array.dtype)
+    from cupyx.scipy.special import erf as cupy_erf  # pragma: no cover - needs a GPU
+
+    return cupy_erf(array)  # pragma: no cover

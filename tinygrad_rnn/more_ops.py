@@ -12,18 +12,39 @@ imports it), and ``Tensor.grad_fn``: the Function that produced a tensor, None f
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from tinygrad_rnn import ops as _ops
+from tinygrad_rnn.backend import erf as backend_erf
 from tinygrad_rnn.backend import get_array_module
 from tinygrad_rnn.tensor import Function, OpError, Tensor
 
 __all__ = [
-    "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "bmm", "flip", "isfinite", "isinf", "isnan",
-    "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "mm", "nan_to_num", "narrow",
-    "nonzero", "norm", "where",
+    "bitwise_and",
+    "bitwise_not",
+    "bitwise_or",
+    "bitwise_xor",
+    "bmm",
+    "erf",
+    "flip",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "log1p",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "logsumexp",
+    "mm",
+    "nan_to_num",
+    "narrow",
+    "nonzero",
+    "norm",
+    "where",
 ]
 
 
@@ -148,6 +169,44 @@ def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
     return NanToNum.apply(input, nan=nan, posinf=posinf, neginf=neginf)
 
 
+# ---------------------------------------------------------------- two differentiable primitives
+class Erf(Function):
+    """The error function. Backward: ``∂a = g·2/√π·exp(-a²)``."""
+
+    def forward(self, a):
+        self.a = a
+        return backend_erf(a)
+
+    def backward(self, g):
+        xp = get_array_module(self.a)
+        return g * (2.0 / math.sqrt(math.pi)) * xp.exp(-self.a * self.a)
+
+
+class Log1p(Function):
+    """``log(1 + a)``, accurate for small ``a``. Backward: ``∂a = g / (1 + a)``."""
+
+    def forward(self, a):
+        self.a = a
+        return get_array_module(a).log1p(a)
+
+    def backward(self, g):
+        return g / (1 + self.a)
+
+
+def erf(input: Tensor) -> Tensor:
+    """``torch.erf``, elementwise; differentiable (see :class:`Erf`)."""
+    if input.dtype.kind != "f":
+        raise TypeError(f"erf: expected a floating-point tensor, got dtype {input.dtype}")
+    return Erf.apply(input)
+
+
+def log1p(input: Tensor) -> Tensor:
+    """``torch.log1p``, elementwise ``log(1 + x)``; differentiable (see :class:`Log1p`)."""
+    if input.dtype.kind != "f":
+        raise TypeError(f"log1p: expected a floating-point tensor, got dtype {input.dtype}")
+    return Log1p.apply(input)
+
+
 # ---------------------------------------------------------------- indices
 def nonzero(input: Tensor, *, as_tuple: bool = False) -> Any:
     """The indices of the non-zero elements: an (N, ndim) int64 tensor, or with ``as_tuple`` a tuple of
@@ -224,7 +283,7 @@ def _install() -> None:
         "bitwise_not": bitwise_not, "bitwise_and": bitwise_and, "bitwise_or": bitwise_or,
         "bitwise_xor": bitwise_xor, "logical_not": logical_not, "logical_and": logical_and,
         "logical_or": logical_or, "logical_xor": logical_xor, "isnan": isnan, "isinf": isinf,
-        "isfinite": isfinite, "nan_to_num": nan_to_num, "nonzero": nonzero,
+        "isfinite": isfinite, "nan_to_num": nan_to_num, "nonzero": nonzero, "erf": erf, "log1p": log1p,
     }
     for name, fn in methods.items():
         if name not in Tensor.__dict__:  # never replace a method tensor.py defines itself

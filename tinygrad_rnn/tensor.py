@@ -706,6 +706,35 @@ class Size(tuple):
         return f"Size({list(self)})"
 
 
+def _legacy_sizes(data: Any, requires_grad: Any, dtype: Any, device: Any, more: tuple) -> tuple[int, ...] | None:
+    """The shape when ``Tensor(...)`` got two or more plain ints positionally (``torch.Tensor(4, 3)``), else None.
+    Ints land in ``data``, ``requires_grad``, then ``dtype`` and ``device``: a bool is never a size."""
+    def plain(x: Any) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+    if not (plain(data) and plain(requires_grad)):
+        if more:
+            raise TypeError(f"Tensor() takes data, requires_grad, dtype and device; got {len(more)} more "
+                            "positional arguments")
+        return None
+    sizes = [data, requires_grad]
+    for extra in (dtype, device):
+        if extra is None:
+            break
+        if not plain(extra):
+            raise TypeError(f"Tensor(*sizes): sizes must be ints, got {extra!r}; use tg.zeros(*sizes, dtype=...)")
+        sizes.append(extra)
+    if more and len(sizes) < 4:
+        raise TypeError("Tensor(*sizes): sizes must be ints")
+    for extra in more:
+        if not plain(extra):
+            raise TypeError(f"Tensor(*sizes): sizes must be ints, got {extra!r}")
+    sizes += list(more)
+    if any(int(n) < 0 for n in sizes):
+        raise ValueError(f"Tensor(*sizes): negative size in {tuple(int(n) for n in sizes)}")
+    return tuple(int(n) for n in sizes)
+
+
 def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
     """A new backend array (always a copy) from user data, with the default-dtype rules of DESIGN §3.
 
@@ -825,7 +854,12 @@ class Tensor:
     __slots__ = ("_array", "requires_grad", "grad", "_ctx", "_index", "__weakref__")
     __array_ufunc__ = None  # make `numpy_array * tensor` call Tensor.__rmul__
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None):
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None,
+                 *more_sizes: int):
+        sizes = _legacy_sizes(data, requires_grad, dtype, device, more_sizes)
+        if sizes is not None:  # Tensor(4, 3): PyTorch's legacy sizes form, zeros in the default dtype
+            data, requires_grad, device = np.zeros(sizes, dtype=get_default_dtype()), False, None
+            dtype = None
         if isinstance(data, Tensor):
             data = data.array
         self._array = _to_array(data, dtype, None if device is None else normalize_device(device))

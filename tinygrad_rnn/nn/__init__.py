@@ -85,3 +85,6 @@ __all__ = [
                                     "pad_sequences",
                                     "utils",
 ]
+
+from tinygrad_rnn.nn.more_layers import GELU, LayerNorm, LeakyReLU, Softplus  # noqa: E402
+__all__ += ["GELU", "LayerNorm", "LeakyReLU", "Softplus"]

@@ -327,3 +327,45 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     shape = tuple(input.shape)
     return input.reshape(*(shape[:s] + (-1,) + shape[e + 1:])) if 0 not in shape else \
         input.reshape(*(shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]))
+
+
+# ---------------------------------------------------------------- more activations, normalize (issue 11)
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
+    """``log(1 + exp(beta·x)) / beta``, and ``x`` itself where ``beta·x > threshold`` (PyTorch's rule); the
+    exponent is clipped at ``threshold`` first, so the unused branch never overflows into the gradient."""
+    from tinygrad_rnn.more_ops import log1p  # noqa: PLC0415 - more_ops imports the tensor module late
+
+    z = input * beta if beta != 1 else input
+    smooth = log1p(ops.exp(ops.clip(z, None, threshold)))
+    return ops.where(z > threshold, input, smooth / beta if beta != 1 else smooth)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
+    """``x·Φ(x)`` with ``Φ`` the standard normal CDF, ``0.5·x·(1 + erf(x/√2))``; ``approximate='tanh'``:
+    ``0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))``. Both as PyTorch."""
+    from tinygrad_rnn.more_ops import erf  # noqa: PLC0415
+
+    if approximate == "none":
+        return input * 0.5 * (erf(input * (1 / math.sqrt(2.0))) + 1)
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
+        return input * 0.5 * (ops.tanh(inner) + 1)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
+    """``x`` where ``x > 0``, ``negative_slope·x`` elsewhere (gradient ``negative_slope`` at 0, as PyTorch).
+    ``inplace`` is accepted and ignored."""
+    return ops.where(input > 0, input, input * negative_slope)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Any = None) -> Tensor:  # noqa: A002
+    """``x / max(‖x‖_p, eps)`` along ``dim`` (PyTorch's ``F.normalize``)."""
+    if out is not None:
+        raise TypeError("normalize: out= is not supported; use the returned tensor")
+    if p == 2:  # max(sqrt(Σx²), eps) as sqrt(max(Σx², eps²)): the same, with a finite gradient at x = 0
+        return input / ops.sqrt(ops.clip(ops.sum(input * input, dim, keepdim=True), eps * eps, None))
+    return input / ops.clip(input.norm(p, dim, keepdim=True), eps, None)
+
+
+__all__ = sorted(set(__all__) | {"softplus", "gelu", "leaky_relu", "normalize"})

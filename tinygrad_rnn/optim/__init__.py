@@ -19,5 +19,7 @@ from tinygrad_rnn.optim.optimizer import Optimizer, OptimizerError
 from tinygrad_rnn.optim.rmsprop import RMSprop
 from tinygrad_rnn.optim.sgd import SGD
 
-__all__ = ["LBFGS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerError", "RMSprop",
+__all__ = ["LBFGS", "SGD", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer", "OptimizerError", "RMSprop",
            "clip_grad_norm_", "clip_grad_value_", "lr_scheduler"]
+
+from tinygrad_rnn.optim.nadam_adamax import Adamax, NAdam  # noqa: E402

@@ -405,3 +405,42 @@ class DataLoader(Generic[T_co]):
                 return n
             return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
+
+
+class WeightedRandomSampler(Sampler[int]):
+    """``num_samples`` indices in ``[0, len(weights))``, index ``i`` drawn with probability ``weights[i] / Σ weights``
+    (``torch.utils.data.WeightedRandomSampler``): with replacement by default; without it, each index at most once.
+    The numbers drawn differ from PyTorch's (NumPy's generator), the law is the same.
+
+    Raises:
+        ValueError: ``num_samples`` not a positive int, ``replacement`` not a bool, weights not a 1-D sequence of
+            finite non-negative numbers with a positive sum, or more samples without replacement than non-zero weights.
+    """
+
+    def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True, generator: Any = None):
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
+            raise ValueError("WeightedRandomSampler: num_samples should be a positive integer value, "
+                             f"got {num_samples!r}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"WeightedRandomSampler: replacement should be a boolean value, got {replacement!r}")
+        w = np.asarray(weights.numpy() if isinstance(weights, Tensor) else weights, dtype=np.float64)
+        if w.ndim != 1 or w.size == 0:
+            raise ValueError(f"WeightedRandomSampler: weights should be a non-empty 1-D sequence, got shape {w.shape}")
+        if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError("WeightedRandomSampler: weights must be finite, non-negative and not all zero")
+        if not replacement and num_samples > int((w > 0).sum()):
+            raise ValueError(f"WeightedRandomSampler: cannot draw {num_samples} samples without replacement from "
+                             f"{int((w > 0).sum())} non-zero weights")
+        self.weights = tensor(w)
+        self.num_samples, self.replacement, self.generator = int(num_samples), replacement, generator
+
+    def __iter__(self) -> Iterator[int]:
+        w = self.weights.numpy()
+        rng = _generator(self.generator)
+        return iter(rng.choice(len(w), size=self.num_samples, replace=self.replacement, p=w / w.sum()).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+__all__ += ["WeightedRandomSampler"]

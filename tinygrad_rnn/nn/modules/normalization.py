@@ -1,0 +1,5 @@
+"""``torch.nn.modules.normalization``: LayerNorm."""
+
+from tinygrad_rnn.nn.more_layers import LayerNorm
+
+__all__ = ["LayerNorm"]
