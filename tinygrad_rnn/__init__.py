@@ -158,7 +158,7 @@ __all__ = [
     # from more_ops (below)
     "autograd", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "bmm", "flip", "isfinite", "isinf",
     "isnan", "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "mm", "nan_to_num", "narrow",
-    "nonzero", "norm",
+    "nonzero", "norm", "erf", "log1p",
 ]
 
 __version__ = "0.1.0"
@@ -177,10 +177,10 @@ from tinygrad_rnn.more_ops import (  # noqa: E402
     isfinite,
     isinf,
     isnan,
+    log1p,
     logical_and,
     logical_not,
     logical_or,
-    log1p,
     logical_xor,
     logsumexp,
     mm,

@@ -87,4 +87,5 @@ __all__ = [
 ]
 
 from tinygrad_rnn.nn.more_layers import GELU, LayerNorm, LeakyReLU, Softplus  # noqa: E402
+
 __all__ += ["GELU", "LayerNorm", "LeakyReLU", "Softplus"]
