@@ -158,7 +158,7 @@ __all__ = [
     # from more_ops (below)
     "autograd", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "bmm", "flip", "isfinite", "isinf",
     "isnan", "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "mm", "nan_to_num", "narrow",
-    "nonzero", "norm", "erf", "log1p",
+    "nonzero", "norm", "erf", "log1p", "OpTypeError",
 ]
 
 __version__ = "0.1.0"

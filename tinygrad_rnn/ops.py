@@ -1414,11 +1414,11 @@ def expand(a: Tensor, shape: Sequence[int]) -> Tensor:
         if isinstance(n, (int, np.integer)) and n == -1 and i < len(shape) - a.ndim:
             raise OpError(f"expand: -1 is not allowed for the new leading axis {i} of {shape} "
                           f"(from shape {tuple(a.shape)})")
-    sizes = [n for n in shape]
-    for i, n in enumerate(sizes):
+    given = [n for n in shape]
+    for i, n in enumerate(given):
         if isinstance(n, (int, np.integer)) and n == -1:
-            sizes[i] = a.shape[i - (len(shape) - a.ndim)]
-    sizes = _sizes("expand", sizes)
+            given[i] = a.shape[i - (len(shape) - a.ndim)]
+    sizes = _sizes("expand", given)
     if len(sizes) < a.ndim:
         raise OpError(f"expand: the target {shape} has fewer axes than the tensor's shape {tuple(a.shape)}")
     return Expand.apply(a, shape=sizes)
