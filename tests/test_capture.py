@@ -489,7 +489,9 @@ def test_python_branches_on_computed_comparisons_are_refused():
 
 
 @pytest.mark.parametrize("op", [lambda o: o.argmax(0), lambda o: o.max(0).values, lambda o: o.topk(1).values,
-                                lambda o: (o > 0).float() * o, lambda o: o.long().float()])
+                                lambda o: (o > 0).float() * o, lambda o: o.long().float(),
+                                lambda o: o * o.isfinite().all().float(), lambda o: o * (~o.isnan()).float(),
+                                lambda o: o.masked_select(o.isfinite()), lambda o: o.nonzero().float()])
 def test_ops_that_decide_from_computed_values_are_refused(op):
     lin = nn.Linear(2, 3)
 

@@ -63,6 +63,7 @@ def _binary(name: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
 
 
 def _broadcast(name: str, fn: Any, a: Tensor, b: Tensor) -> Tensor:
+    _ops._reads_values(name, a, b)
     try:
         return Tensor._wrap(fn(a.array, b.array))
     except ValueError as exc:
@@ -73,6 +74,7 @@ def _broadcast(name: str, fn: Any, a: Tensor, b: Tensor) -> Tensor:
 def logical_not(input: Any) -> Tensor:
     """Elementwise ``not`` (non-zero is true), as a bool tensor."""
     t = _as_tensor(input)
+    _ops._reads_values("logical_not", t)
     return Tensor._wrap(get_array_module(t.array).logical_not(t.array))
 
 
@@ -106,6 +108,7 @@ def bitwise_not(input: Any) -> Tensor:
     """``~input``: logical not of a bool tensor, bitwise not of an integer one."""
     t = _as_tensor(input)
     _integral("bitwise_not", t)
+    _ops._reads_values("bitwise_not", t)
     return Tensor._wrap(get_array_module(t.array).invert(t.array))
 
 
@@ -135,16 +138,19 @@ def bitwise_xor(input: Any, other: Any) -> Tensor:
 # ---------------------------------------------------------------- finiteness
 def isnan(input: Tensor) -> Tensor:
     """Elementwise ``x != x``, as a bool tensor."""
+    _ops._reads_values("isnan", input)
     return Tensor._wrap(get_array_module(input.array).isnan(input.array))
 
 
 def isinf(input: Tensor) -> Tensor:
     """Elementwise ``|x| == inf``, as a bool tensor."""
+    _ops._reads_values("isinf", input)
     return Tensor._wrap(get_array_module(input.array).isinf(input.array))
 
 
 def isfinite(input: Tensor) -> Tensor:
     """Elementwise: neither NaN nor infinite, as a bool tensor."""
+    _ops._reads_values("isfinite", input)
     return Tensor._wrap(get_array_module(input.array).isfinite(input.array))
 
 
@@ -211,6 +217,7 @@ def log1p(input: Tensor) -> Tensor:
 def nonzero(input: Tensor, *, as_tuple: bool = False) -> Any:
     """The indices of the non-zero elements: an (N, ndim) int64 tensor, or with ``as_tuple`` a tuple of
     ndim 1-D int64 tensors (a 0-d input counts as 1-d, as PyTorch's ``as_tuple``)."""
+    _ops._reads_values("nonzero", input)
     xp = get_array_module(input.array)
     data = input.array
     if as_tuple:

@@ -1560,10 +1560,12 @@ class Tensor:
 
     def all(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         """Whether every element (along ``dim``) is non-zero, as a bool tensor."""
+        _ops._reads_values("all", self)
         return Tensor._wrap(self._array.astype(bool).all(axis=dim, keepdims=keepdim))
 
     def any(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         """Whether some element (along ``dim``) is non-zero, as a bool tensor."""
+        _ops._reads_values("any", self)
         return Tensor._wrap(self._array.astype(bool).any(axis=dim, keepdims=keepdim))
 
     def argsort(self, dim: builtins.int = -1, descending: builtins.bool = False) -> Tensor:
@@ -1585,6 +1587,7 @@ class Tensor:
 
     def masked_select(self, mask: Any) -> Tensor:
         """The elements where the boolean ``mask`` holds, as a 1-D tensor."""
+        _ops._reads_values("masked_select", mask)
         m = mask._array if isinstance(mask, Tensor) else mask
         return self[get_array_module(self._array).broadcast_to(m, self.shape)]
 
