@@ -6,7 +6,6 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from tinygrad_rnn.backend import get_array_module
 from tinygrad_rnn.optim.optimizer import (
     COUNT,
     PARAM,
@@ -78,16 +77,7 @@ class Adam(Optimizer):
     def _update_group(self, group: dict[str, Any]) -> None:
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            g = self._grad(p)
-            xp = get_array_module(p.array)
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = xp.zeros_like(p.array)
-                state["exp_avg_sq"] = xp.zeros_like(p.array)
+        for p, g, state, xp in self._with_grads(group, "exp_avg", "exp_avg_sq"):
             if group["amsgrad"] and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = xp.zeros_like(p.array)
             if group["maximize"]:

@@ -16,7 +16,7 @@ import copy
 import math
 import numbers
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -287,6 +287,24 @@ class Optimizer:
                 p.grad = None
             else:
                 p.grad.array[...] = 0
+
+    def _with_grads(self, group: Mapping[str, Any], *buffers: str,
+                    **initial: Any) -> Iterator[tuple[Tensor, Any, dict[str, Any], Any]]:
+        """``(p, its gradient array, its state, its array module)`` for each parameter of ``group`` that has a
+        gradient. A parameter seen for the first time gets ``state = {"step": 0, **initial}`` and a zero array
+        (like ``p``) for each name in ``buffers``."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = self._grad(p)
+            xp = get_array_module(p.array)
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state.update(initial)
+                for name in buffers:
+                    state[name] = xp.zeros_like(p.array)
+            yield p, g, state, xp
 
     def _grad(self, p: Tensor) -> Any:
         """``p.grad``'s array, checked against ``p`` (shape, dtype, device)."""

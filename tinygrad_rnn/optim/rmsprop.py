@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from tinygrad_rnn.backend import get_array_module
 from tinygrad_rnn.optim.optimizer import COUNT, PARAM, Optimizer, check_bool, check_number, check_torch_switches, lerp_
 from tinygrad_rnn.tensor import Tensor
 
@@ -65,15 +64,7 @@ class RMSprop(Optimizer):
     def _update_group(self, group: dict[str, Any]) -> None:
         lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
         weight_decay, momentum = float(group["weight_decay"]), float(group["momentum"])
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            g = self._grad(p)
-            xp = get_array_module(p.array)
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["square_avg"] = xp.zeros_like(p.array)
+        for p, g, state, xp in self._with_grads(group, "square_avg"):
             if momentum > 0 and "momentum_buffer" not in state:
                 state["momentum_buffer"] = xp.zeros_like(p.array)
             if group["centered"] and "grad_avg" not in state:
